@@ -1,0 +1,382 @@
+"""Readers for DeepMimic's data files: motion clips, characters and PD controllers.
+
+Files are read the way DeepMimic's C++ core reads them (anim/Motion.cpp, anim/KinTree.cpp,
+sim/SimCharacter.cpp): frames are ``[dt, root pos (3), root quat wxyz (4), joint params...]``
+with 4 numbers per spherical joint, 1 per revolute joint and none for fixed joints; quaternions
+are normalised on load; the clip is shifted so that its first frame's root starts above the
+origin. Every malformed input raises :class:`DataFormatError` naming the file, the place in it
+(frame, joint, body) and the field.
+"""
+import json
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+JOINT_PARAM_WIDTH = {"none": 7, "spherical": 4, "revolute": 1, "fixed": 0}
+BODY_SHAPES = ("sphere", "capsule", "box")
+LOOP_MODES = {"wrap": True, "none": False}
+# DeepMimic normalises every quaternion on load; its own clips carry norms from 0.58 to 1.12.
+# A norm outside this band is a corrupt frame, not rounding.
+QUAT_NORM_BOUNDS = (0.5, 1.5)
+
+
+class DataFormatError(ValueError):
+    """A DeepMimic data file that cannot be read; the message names file, place and field."""
+
+    def __init__(self, path: str, where: str, message: str):
+        self.path = path
+        self.where = where
+        super().__init__("{}: {}: {}".format(path, where, message) if where else "{}: {}".format(path, message))
+
+
+@dataclass(frozen=True)
+class JointDef:
+    name: str
+    joint_type: str  # "none" (root), "spherical", "revolute" or "fixed"
+    parent: int
+    attach_pos: np.ndarray  # offset from the parent joint, parent frame, Y-up (m)
+    attach_theta: np.ndarray  # XYZ Euler angles of the joint frame (rad)
+    lim_low: np.ndarray  # per rotation axis (rad); empty for root/fixed
+    lim_high: np.ndarray  # LimLow > LimHigh on an axis means unlimited, as in DeepMimic
+    torque_limit: float  # N m; 0 for root and fixed joints
+    is_end_effector: bool
+    diff_weight: float
+
+    @property
+    def param_width(self) -> int:
+        return JOINT_PARAM_WIDTH[self.joint_type]
+
+
+@dataclass(frozen=True)
+class BodyDef:
+    name: str
+    shape: str  # "sphere", "capsule" or "box"
+    mass: float  # kg
+    attach_pos: np.ndarray  # shape centre in the joint frame, Y-up (m)
+    attach_theta: np.ndarray  # XYZ Euler angles of the shape (rad)
+    size: np.ndarray  # Param0..2: diameters / full extents (m), DeepMimic's convention
+    color: np.ndarray  # RGBA
+    enable_fall_contact: bool
+
+
+@dataclass(frozen=True)
+class SkeletonJoint:
+    """What a motion clip and the imitation reward need to know of a joint."""
+
+    name: str
+    joint_type: str
+    parent: int
+    diff_weight: float
+    is_end_effector: bool
+
+    @property
+    def param_width(self) -> int:
+        return JOINT_PARAM_WIDTH[self.joint_type]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A character's joint layout in DeepMimic's order; ``source`` names the file it came from."""
+
+    source: str
+    joints: Tuple[SkeletonJoint, ...]
+
+    @property
+    def joint_names(self) -> List[str]:
+        return [j.name for j in self.joints]
+
+    @property
+    def frame_width(self) -> int:
+        """Numbers in one motion frame: the duration plus every joint's parameters."""
+        return 1 + sum(j.param_width for j in self.joints)
+
+    def param_offsets(self) -> List[int]:
+        """Column of each joint's first parameter in a motion frame (after the duration)."""
+        offsets, col = [], 1
+        for joint in self.joints:
+            offsets.append(col)
+            col += joint.param_width
+        return offsets
+
+
+@dataclass(frozen=True)
+class CharacterDef:
+    path: str
+    joints: Tuple[JointDef, ...]
+    bodies: Tuple[BodyDef, ...]  # one per joint, same order
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return Skeleton(self.path, tuple(SkeletonJoint(j.name, j.joint_type, j.parent, j.diff_weight,
+                                                        j.is_end_effector) for j in self.joints))
+
+
+@dataclass(frozen=True)
+class PDGains:
+    kp: float
+    kd: float
+
+
+@dataclass(frozen=True)
+class ControllerDef:
+    path: str
+    update_rate: float  # Hz, the policy rate
+    gains: Dict[str, PDGains]
+
+
+@dataclass(frozen=True)
+class MotionClip:
+    """A clip as DeepMimic holds it after loading: Y-up, normalised quaternions, origin-centred."""
+
+    path: str
+    loop: bool
+    frame_durations: np.ndarray  # [F]; the last entry is unused by DeepMimic
+    frames: np.ndarray  # [F, frame_width - 1]: root pos, root quat wxyz, joint params
+
+    @property
+    def num_frames(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(self.frame_durations[:-1])])
+
+    @property
+    def duration(self) -> float:
+        return float(self.frame_durations[:-1].sum())
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise DataFormatError(path, "", "file not found")
+    try:
+        with open(path, "r") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise DataFormatError(path, "line {} column {}".format(err.lineno, err.colno), "invalid JSON: " + err.msg)
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataFormatError(path, "", "unreadable: {}".format(err))
+
+
+def _field(path: str, where: str, record: dict, key: str, kind=float):
+    if not isinstance(record, dict):
+        raise DataFormatError(path, where, "expected an object, got {}".format(type(record).__name__))
+    if key not in record:
+        raise DataFormatError(path, where, "missing field '{}'".format(key))
+    value = record[key]
+    try:
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TypeError
+        result = kind(value)
+    except (TypeError, ValueError):
+        raise DataFormatError(path, where, "field '{}' has invalid value {!r}".format(key, value))
+    if kind is float and not np.isfinite(result):
+        raise DataFormatError(path, where, "field '{}' is not finite".format(key))
+    return result
+
+
+def _vec(path: str, where: str, record: dict, keys: Sequence[str]) -> np.ndarray:
+    return np.array([_field(path, where, record, k) for k in keys], dtype=np.float64)
+
+
+def _list_field(path: str, where: str, record: dict, key: str) -> list:
+    value = _field(path, where, record, key, kind=lambda v: v)
+    if not isinstance(value, list) or not value:
+        raise DataFormatError(path, where, "field '{}' must be a non-empty list".format(key))
+    return value
+
+
+def load_character(path: str) -> CharacterDef:
+    """Read a DeepMimic character file (``Skeleton.Joints`` and ``BodyDefs``)."""
+    root = _read_json(path)
+    skeleton = _field(path, "top level", root, "Skeleton", kind=lambda v: v)
+    joint_records = _list_field(path, "Skeleton", skeleton, "Joints")
+    body_records = _list_field(path, "top level", root, "BodyDefs")
+
+    joints = []
+    names = set()
+    for index, rec in enumerate(joint_records):
+        where = "Skeleton.Joints[{}]".format(index)
+        name = _field(path, where, rec, "Name", kind=str)
+        where = "joint '{}'".format(name)
+        if name in names:
+            raise DataFormatError(path, where, "duplicate joint name")
+        names.add(name)
+        joint_type = _field(path, where, rec, "Type", kind=str)
+        if joint_type not in JOINT_PARAM_WIDTH:
+            raise DataFormatError(path, where, "field 'Type' is '{}', expected one of {}".format(
+                joint_type, sorted(JOINT_PARAM_WIDTH)))
+        parent = _field(path, where, rec, "Parent", kind=int)
+        if (index == 0) != (parent == -1) or parent >= index:
+            raise DataFormatError(path, where, "field 'Parent' is {}: the first joint must be the root "
+                                  "(Parent -1) and every other joint must follow its parent".format(parent))
+        if (index == 0) != (joint_type == "none"):
+            raise DataFormatError(path, where, "field 'Type': only the first joint is the root ('none')")
+        num_axes = {"spherical": 3, "revolute": 1}.get(joint_type, 0)
+        joints.append(JointDef(
+            name=name,
+            joint_type=joint_type,
+            parent=parent,
+            attach_pos=_vec(path, where, rec, ("AttachX", "AttachY", "AttachZ")),
+            attach_theta=_vec(path, where, rec, ("AttachThetaX", "AttachThetaY", "AttachThetaZ")),
+            lim_low=_vec(path, where, rec, ["LimLow{}".format(a) for a in range(num_axes)]),
+            lim_high=_vec(path, where, rec, ["LimHigh{}".format(a) for a in range(num_axes)]),
+            torque_limit=float(rec.get("TorqueLim", 0.0)) if joint_type in ("none", "fixed")
+            else _field(path, where, rec, "TorqueLim"),
+            is_end_effector=bool(_field(path, where, rec, "IsEndEffector", kind=int)),
+            diff_weight=_field(path, where, rec, "DiffWeight"),
+        ))
+
+    bodies_by_name = {}
+    for index, rec in enumerate(body_records):
+        name = _field(path, "BodyDefs[{}]".format(index), rec, "Name", kind=str)
+        where = "body '{}'".format(name)
+        shape = _field(path, where, rec, "Shape", kind=str)
+        if shape not in BODY_SHAPES:
+            raise DataFormatError(path, where, "field 'Shape' is '{}', expected one of {}".format(shape, BODY_SHAPES))
+        mass = _field(path, where, rec, "Mass")
+        if mass <= 0:
+            raise DataFormatError(path, where, "field 'Mass' must be positive, got {}".format(mass))
+        size = _vec(path, where, rec, ("Param0", "Param1", "Param2"))
+        if np.any(size <= 0):
+            raise DataFormatError(path, where, "fields 'Param0..2' must be positive, got {}".format(size.tolist()))
+        bodies_by_name[name] = BodyDef(
+            name=name,
+            shape=shape,
+            mass=mass,
+            attach_pos=_vec(path, where, rec, ("AttachX", "AttachY", "AttachZ")),
+            attach_theta=_vec(path, where, rec, ("AttachThetaX", "AttachThetaY", "AttachThetaZ")),
+            size=size,
+            color=np.array([float(rec.get(k, 0.6)) for k in ("ColorR", "ColorG", "ColorB")]
+                           + [float(rec.get("ColorA", 1.0))]),
+            enable_fall_contact=bool(int(rec.get("EnableFallContact", 0))),
+        )
+    for joint in joints:
+        if joint.name not in bodies_by_name:
+            raise DataFormatError(path, "BodyDefs", "missing body for joint '{}'".format(joint.name))
+    extra = sorted(set(bodies_by_name) - names)
+    if extra:
+        raise DataFormatError(path, "BodyDefs", "bodies {} have no joint in Skeleton.Joints".format(extra))
+    return CharacterDef(path=path, joints=tuple(joints), bodies=tuple(bodies_by_name[j.name] for j in joints))
+
+
+def load_controller(path: str, character: CharacterDef) -> ControllerDef:
+    """Read a DeepMimic PD controller file; every actuated joint of ``character`` needs gains."""
+    root = _read_json(path)
+    records = _list_field(path, "top level", root, "PDControllers")
+    gains = {}
+    for index, rec in enumerate(records):
+        name = _field(path, "PDControllers[{}]".format(index), rec, "Name", kind=str)
+        where = "PDControllers joint '{}'".format(name)
+        kp, kd = _field(path, where, rec, "Kp"), _field(path, where, rec, "Kd")
+        if kp < 0 or kd < 0:
+            raise DataFormatError(path, where, "fields 'Kp'/'Kd' must be non-negative")
+        gains[name] = PDGains(kp=kp, kd=kd)
+    for joint in character.joints:
+        if joint.joint_type in ("spherical", "revolute") and joint.name not in gains:
+            raise DataFormatError(path, "PDControllers", "missing joint '{}' of character {}".format(
+                joint.name, character.path))
+    update_rate = float(root.get("UpdateRate", 30.0))
+    if update_rate <= 0:
+        raise DataFormatError(path, "top level", "field 'UpdateRate' must be positive")
+    return ControllerDef(path=path, update_rate=update_rate, gains=gains)
+
+
+def load_motion(path: str, skeleton: Skeleton) -> MotionClip:
+    """Read a DeepMimic motion clip for a character with joint layout ``skeleton``."""
+    root = _read_json(path)
+    if not isinstance(root, dict):
+        raise DataFormatError(path, "top level", "expected an object with 'Loop' and 'Frames'")
+    loop_str = _field(path, "top level", root, "Loop", kind=str)
+    if loop_str not in LOOP_MODES:
+        raise DataFormatError(path, "top level", "field 'Loop' is '{}', expected one of {}".format(
+            loop_str, sorted(LOOP_MODES)))
+    records = _list_field(path, "top level", root, "Frames")
+    if len(records) < 2:
+        raise DataFormatError(path, "Frames", "a clip needs at least 2 frames, got {}".format(len(records)))
+
+    width = skeleton.frame_width
+    rows = []
+    for f, rec in enumerate(records):
+        if not isinstance(rec, list) or len(rec) != width:
+            got = len(rec) if isinstance(rec, list) else type(rec).__name__
+            raise DataFormatError(path, "frame {}".format(f), "has {} numbers, character {} needs {} "
+                                  "(dt + root 7 + joints)".format(got, os.path.basename(skeleton.source), width))
+        try:
+            row = np.array(rec, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataFormatError(path, "frame {}".format(f), "holds a value that is not a number")
+        if not np.all(np.isfinite(row)):
+            col = int(np.argmin(np.isfinite(row)))
+            raise DataFormatError(path, "frame {}".format(f), "column {} is not finite".format(col))
+        rows.append(row)
+    data = np.stack(rows)
+
+    durations = data[:, 0]
+    bad = np.nonzero(durations[:-1] <= 0)[0]
+    if bad.size:
+        raise DataFormatError(path, "frame {}".format(bad[0]), "field 'duration' (column 0) must be positive, "
+                              "got {}".format(durations[bad[0]]))
+    if durations[-1] < 0:
+        raise DataFormatError(path, "frame {}".format(len(durations) - 1), "field 'duration' is negative")
+
+    frames = data[:, 1:].copy()
+    for joint, col in zip(skeleton.joints, skeleton.param_offsets()):
+        if joint.joint_type not in ("none", "spherical"):
+            continue
+        q_col = col - 1 + (3 if joint.joint_type == "none" else 0)
+        quat = frames[:, q_col:q_col + 4]
+        norm = np.linalg.norm(quat, axis=1)
+        bad = np.nonzero((norm < QUAT_NORM_BOUNDS[0]) | (norm > QUAT_NORM_BOUNDS[1]))[0]
+        if bad.size:
+            raise DataFormatError(path, "frame {} joint '{}'".format(bad[0], joint.name),
+                                  "rotation quaternion has norm {:.4f}, not a unit quaternion".format(norm[bad[0]]))
+        frames[:, q_col:q_col + 4] = quat / norm[:, None]
+    # As DeepMimic does: the first frame's root starts above the origin (height kept).
+    frames[:, 0] -= frames[0, 0]
+    frames[:, 2] -= frames[0, 2]
+    return MotionClip(path=path, loop=LOOP_MODES[loop_str], frame_durations=durations, frames=frames)
+
+
+def load_skeleton_from_mjcf(path: str) -> Skeleton:
+    """Read the DeepMimic joint layout that mjcf_converter stores in an MJCF's ``<custom>``."""
+    import xml.etree.ElementTree as ET
+
+    if not os.path.isfile(path):
+        raise DataFormatError(path, "", "file not found")
+    try:
+        custom = ET.parse(path).getroot().find("custom")
+    except ET.ParseError as err:
+        raise DataFormatError(path, "", "invalid XML: {}".format(err))
+    fields = {} if custom is None else {el.get("name"): el.get("data", "") for el in custom}
+    for key in ("deepmimic_joints", "deepmimic_parents", "deepmimic_diff_weights", "deepmimic_end_effectors"):
+        if key not in fields:
+            raise DataFormatError(path, "<custom>", "missing field '{}': regenerate the file with "
+                                  "poselib_utils/mjcf_converter.py".format(key))
+    joints = []
+    entries = fields["deepmimic_joints"].split()
+    parents = [int(v) for v in fields["deepmimic_parents"].split()]
+    weights = [float(v) for v in fields["deepmimic_diff_weights"].split()]
+    ends = [bool(int(float(v))) for v in fields["deepmimic_end_effectors"].split()]
+    if not (len(entries) == len(parents) == len(weights) == len(ends)):
+        raise DataFormatError(path, "<custom>", "deepmimic_* fields have different lengths")
+    for entry, parent, weight, end in zip(entries, parents, weights, ends):
+        name, _, joint_type = entry.partition(":")
+        if joint_type not in JOINT_PARAM_WIDTH:
+            raise DataFormatError(path, "<custom> deepmimic_joints", "joint '{}' has unknown type '{}'".format(
+                name, joint_type))
+        joints.append(SkeletonJoint(name, joint_type, parent, weight, end))
+    return Skeleton(path, tuple(joints))
+
+
+def find_data_file(path: str, search_dirs: Optional[Sequence[str]] = None) -> str:
+    """Resolve ``path`` as given, or relative to the repository root."""
+    candidates = [path]
+    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates += [os.path.join(d, path) for d in (search_dirs or [repo_root])]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    raise DataFormatError(path, "", "file not found (looked in {})".format(", ".join(candidates)))
