@@ -160,15 +160,30 @@ def _read_json(path: str) -> dict:
         raise DataFormatError(path, "", "unreadable: {}".format(err))
 
 
-def _field(path: str, where: str, record: dict, key: str, kind=float):
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integral(value) -> int:
+    if not _is_number(value) or float(value) != int(value):
+        raise TypeError
+    return int(value)
+
+
+def _field(path: str, where: str, record: dict, key: str, kind=float, default=None):
+    """``record[key]`` as ``kind``: float and int fields must be JSON numbers (ints integral)."""
     if not isinstance(record, dict):
         raise DataFormatError(path, where, "expected an object, got {}".format(type(record).__name__))
     if key not in record:
+        if default is not None:
+            return default
         raise DataFormatError(path, where, "missing field '{}'".format(key))
     value = record[key]
     try:
-        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if kind is float and not _is_number(value):
             raise TypeError
+        if kind is int:
+            kind = _integral
         result = kind(value)
     except (TypeError, ValueError):
         raise DataFormatError(path, where, "field '{}' has invalid value {!r}".format(key, value))
@@ -223,7 +238,7 @@ def load_character(path: str) -> CharacterDef:
             attach_theta=_vec(path, where, rec, ("AttachThetaX", "AttachThetaY", "AttachThetaZ")),
             lim_low=_vec(path, where, rec, ["LimLow{}".format(a) for a in range(num_axes)]),
             lim_high=_vec(path, where, rec, ["LimHigh{}".format(a) for a in range(num_axes)]),
-            torque_limit=float(rec.get("TorqueLim", 0.0)) if joint_type in ("none", "fixed")
+            torque_limit=_field(path, where, rec, "TorqueLim", default=0.0) if joint_type in ("none", "fixed")
             else _field(path, where, rec, "TorqueLim"),
             is_end_effector=bool(_field(path, where, rec, "IsEndEffector", kind=int)),
             diff_weight=_field(path, where, rec, "DiffWeight"),
@@ -249,9 +264,9 @@ def load_character(path: str) -> CharacterDef:
             attach_pos=_vec(path, where, rec, ("AttachX", "AttachY", "AttachZ")),
             attach_theta=_vec(path, where, rec, ("AttachThetaX", "AttachThetaY", "AttachThetaZ")),
             size=size,
-            color=np.array([float(rec.get(k, 0.6)) for k in ("ColorR", "ColorG", "ColorB")]
-                           + [float(rec.get("ColorA", 1.0))]),
-            enable_fall_contact=bool(int(rec.get("EnableFallContact", 0))),
+            color=np.array([_field(path, where, rec, k, default=0.6) for k in ("ColorR", "ColorG", "ColorB")]
+                           + [_field(path, where, rec, "ColorA", default=1.0)]),
+            enable_fall_contact=bool(_field(path, where, rec, "EnableFallContact", kind=int, default=0)),
         )
     for joint in joints:
         if joint.name not in bodies_by_name:
@@ -278,7 +293,7 @@ def load_controller(path: str, character: CharacterDef) -> ControllerDef:
         if joint.joint_type in ("spherical", "revolute") and joint.name not in gains:
             raise DataFormatError(path, "PDControllers", "missing joint '{}' of character {}".format(
                 joint.name, character.path))
-    update_rate = float(root.get("UpdateRate", 30.0))
+    update_rate = _field(path, "top level", root, "UpdateRate", default=30.0)
     if update_rate <= 0:
         raise DataFormatError(path, "top level", "field 'UpdateRate' must be positive")
     return ControllerDef(path=path, update_rate=update_rate, gains=gains)
@@ -304,10 +319,10 @@ def load_motion(path: str, skeleton: Skeleton) -> MotionClip:
             got = len(rec) if isinstance(rec, list) else type(rec).__name__
             raise DataFormatError(path, "frame {}".format(f), "has {} numbers, character {} needs {} "
                                   "(dt + root 7 + joints)".format(got, os.path.basename(skeleton.source), width))
-        try:
-            row = np.array(rec, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataFormatError(path, "frame {}".format(f), "holds a value that is not a number")
+        for col, value in enumerate(rec):
+            if not _is_number(value):
+                raise DataFormatError(path, "frame {}".format(f), "column {} is {!r}, not a number".format(col, value))
+        row = np.array(rec, dtype=np.float64)
         if not np.all(np.isfinite(row)):
             col = int(np.argmin(np.isfinite(row)))
             raise DataFormatError(path, "frame {}".format(f), "column {} is not finite".format(col))

@@ -121,6 +121,7 @@ def build_mjcf(character: CharacterDef, controller: ControllerDef, model_name: s
     actuators = ET.SubElement(root_el, "actuator")
 
     elements = []
+    actuator_attrs = {}
     for index, joint in enumerate(character.joints):
         parent_el = world if joint.parent < 0 else elements[joint.parent]
         attrs = {"name": joint.name}
@@ -149,9 +150,12 @@ def build_mjcf(character: CharacterDef, controller: ControllerDef, model_name: s
 
         gains = controller.gains.get(joint.name)
         for name in hinge_names(joint.name, joint.joint_type):
-            ET.SubElement(actuators, "position", {
-                "name": name, "joint": name, "kp": _fmt(gains.kp), "kv": _fmt(gains.kd),
-                "forcerange": _fmt([-joint.torque_limit, joint.torque_limit])})
+            actuator_attrs[name] = {"name": name, "joint": name, "kp": _fmt(gains.kp), "kv": _fmt(gains.kd),
+                                    "forcerange": _fmt([-joint.torque_limit, joint.torque_limit])}
+
+    # Actuators in the model's joint order, so ctrl[i] drives the i-th hinge.
+    for joint_el in world.iter("joint"):
+        ET.SubElement(actuators, "position", actuator_attrs[joint_el.get("name")])
 
     # The DeepMimic joint layout travels with the model: motion clips and the imitation reward
     # need it, and the character file itself is not shipped.
