@@ -1,0 +1,83 @@
+"""The seam between the task and a physics engine.
+
+An engine simulates ``num_envs`` copies of one MJCF character on a ground plane. Everything it
+returns is a torch tensor on ``engine.device`` with the envs as the first dimension, in the
+project's conventions: Z-up world, quaternions ``(w, x, y, z)``, bodies in MJCF order without
+the world body, DOFs in MJCF hinge order. Getters return views of buffers the engine updates in
+place after each ``step`` or ``set_state``; callers must not write into them. The task talks to
+this class only; engine modules are imported lazily by ``tasks.engines.build_engine``.
+"""
+import abc
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    mjcf_path: str
+    num_envs: int
+    sim_dt: float  # physics step (s)
+    substeps: int  # physics steps per policy step
+    device: str = "cpu"
+    env_spacing: float = 0.0  # metres between envs (only engines that place envs in one world use it)
+    headless: bool = True
+    num_threads: int = 0  # CPU engines; 0 means all cores
+
+
+class Engine(abc.ABC):
+    device: torch.device
+    num_envs: int
+    body_names: List[str]
+    dof_names: List[str]
+    body_masses: torch.Tensor  # [B] kg
+    dof_limits: torch.Tensor  # [D, 2] rad, the MJCF ranges (also where not enforced)
+
+    @property
+    def num_bodies(self) -> int:
+        return len(self.body_names)
+
+    @property
+    def num_dofs(self) -> int:
+        return len(self.dof_names)
+
+    @abc.abstractmethod
+    def set_state(self, env_ids: Optional[torch.Tensor], root_pos: torch.Tensor, root_rot: torch.Tensor,
+                  root_vel: torch.Tensor, root_ang_vel: torch.Tensor, dof_pos: torch.Tensor,
+                  dof_vel: torch.Tensor) -> None:
+        """Teleport envs ``env_ids`` (None: all) and refresh their body states and contacts.
+
+        Velocities are world-frame linear and angular velocities of the root body frame.
+        """
+
+    @abc.abstractmethod
+    def set_pd_targets(self, targets: torch.Tensor) -> None:
+        """PD position targets [N, D] (rad) held over the next ``step``."""
+
+    @abc.abstractmethod
+    def step(self) -> None:
+        """Advance every env by ``substeps`` physics steps."""
+
+    def root_state(self) -> torch.Tensor:
+        """[N, 13]: position, rotation wxyz, linear velocity, angular velocity (world frame)."""
+        return self.body_state()[:, 0]
+
+    @abc.abstractmethod
+    def dof_state(self) -> torch.Tensor:
+        """[N, D, 2]: hinge angles and angular velocities."""
+
+    @abc.abstractmethod
+    def body_state(self) -> torch.Tensor:
+        """[N, B, 13]: each body frame's position, rotation, linear and angular velocity (world)."""
+
+    @abc.abstractmethod
+    def com_velocity(self) -> torch.Tensor:
+        """[N, 3]: the character's centre-of-mass velocity (world)."""
+
+    @abc.abstractmethod
+    def contact_forces(self) -> torch.Tensor:
+        """[N, B, 3]: net ground contact force on each body (world)."""
+
+    def close(self) -> None:
+        """Release engine resources (windows, GPU buffers)."""

@@ -1,0 +1,328 @@
+"""HumanoidDeepMimic: DeepMimic's motion imitation (Peng et al. 2018) as a VecTask.
+
+Reference state initialisation (each episode starts at a random time of its clip), early
+termination (a body other than the allowed contact bodies touches the ground, or a body drifts
+more than ``termination_distance`` from the reference), actions as PD targets, and DeepMimic's
+imitation reward (SceneImitate.cpp). Per-step math lives in the TorchScript kernels at the
+bottom; everything runs batched on the engine's device.
+"""
+import os
+from typing import Dict, List, Tuple
+
+import torch
+
+from poselib_utils.data_loader import load_skeleton_from_mjcf
+from poselib_utils.mjcf_converter import hinge_names
+from tasks.base.vec_task import VecTask
+from tasks.engines import EngineConfig, build_engine
+from tasks.utils.motion_lib import MotionLib
+from tasks.utils.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
+                                   quat_to_tan_norm)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REWARD_TERMS = ("pose", "vel", "end_eff", "root", "com")
+
+
+def resolve_path(path: str) -> str:
+    """Paths in cfg are relative to the repository root unless absolute."""
+    return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
+
+
+class HumanoidDeepMimic(VecTask):
+    def __init__(self, cfg, rl_device, sim_device, graphics_device_id, headless, virtual_screen_capture=False,
+                 force_render=False):
+        env = cfg["env"]
+        self.sim_freq = float(env["sim_freq_hz"])
+        self.control_freq = float(env["control_freq_hz"])
+        substeps = self.sim_freq / self.control_freq
+        if self.control_freq <= 0 or substeps < 1 or abs(substeps - round(substeps)) > 1e-6:
+            raise ValueError("task.env.sim_freq_hz ({}) must be a whole multiple of control_freq_hz ({})".format(
+                self.sim_freq, self.control_freq))
+        self.substeps = int(round(substeps))
+        self.dt = 1.0 / self.control_freq
+        self.max_episode_length = int(round(float(env["episode_length_s"]) * self.control_freq))
+        self.enable_early_termination = bool(env["enable_early_termination"])
+        self.termination_distance = float(env["termination_distance"])
+        self.contact_force_threshold = float(env["contact_force_threshold"])
+        self.target_frames = [int(k) for k in env["obs"]["target_frames"]]
+        self.obs_phase = bool(env["obs"]["phase"])
+        reward = cfg["reward"]
+        self.reward_weights = torch.tensor([float(reward[t + "_w"]) for t in REWARD_TERMS])
+        self.reward_scales = torch.tensor([float(reward[t + "_scale"]) for t in REWARD_TERMS])
+        self.root_err_coeffs = torch.tensor([float(v) for v in reward["root_err_coeffs"]])
+        self.com_vel_coeff = float(reward["com_vel_coeff"])
+        super().__init__(cfg, rl_device, sim_device, graphics_device_id, headless, virtual_screen_capture,
+                         force_render)
+        self._allocate_episode_stats()
+
+    def create_sim(self) -> None:
+        env = self.cfg["env"]
+        asset = resolve_path(env["asset_file"])
+        motion_files = env["motion_file"]
+        if isinstance(motion_files, str):
+            motion_files = [motion_files]
+        motion_files = [resolve_path(f) for f in motion_files]
+        for path in motion_files:
+            if not os.path.isfile(path):
+                raise FileNotFoundError("task.env.motion_file: {} does not exist".format(path))
+        skeleton = load_skeleton_from_mjcf(asset)
+        self.engine = build_engine(self.cfg["sim_engine"], EngineConfig(
+            mjcf_path=asset, num_envs=int(env["num_envs"]), sim_dt=1.0 / self.sim_freq, substeps=self.substeps,
+            device=self.sim_device, headless=self.headless, num_threads=int(env.get("num_threads", 0))))
+        device = self.engine.device
+        self.motion_lib = MotionLib(motion_files, asset, device)
+        if self.motion_lib.body_names != self.engine.body_names or self.motion_lib.dof_names != self.engine.dof_names:
+            raise ValueError("{}: engine and motion library disagree on bodies or DOFs".format(asset))
+        self._build_character_tables(skeleton, env)
+        for name in ("reward_weights", "reward_scales", "root_err_coeffs"):
+            setattr(self, name, getattr(self, name).to(device))
+
+        n = int(env["num_envs"])
+        self.motion_ids = torch.zeros(n, dtype=torch.long, device=device)
+        self.motion_times = torch.zeros(n, device=device)
+        self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
+        self.reset_idx(torch.arange(n, device=device))
+
+    def _build_character_tables(self, skeleton, env) -> None:
+        """Per-body and per-DOF constants of the reward and observations, in engine order."""
+        device = self.engine.device
+        bodies = self.engine.body_names
+        index = {name: i for i, name in enumerate(bodies)}
+        missing = [j.name for j in skeleton.joints if j.name not in index]
+        if missing:
+            raise ValueError("{}: bodies {} of the DeepMimic skeleton are not in the model".format(
+                skeleton.source, missing))
+        total_weight = sum(j.diff_weight for j in skeleton.joints)
+        weights = torch.zeros(len(bodies))
+        parents = torch.zeros(len(bodies), dtype=torch.long)
+        end_effectors = torch.zeros(len(bodies), dtype=torch.bool)
+        dof_body = {}
+        for joint in skeleton.joints:
+            b = index[joint.name]
+            weights[b] = joint.diff_weight / total_weight
+            parents[b] = index[skeleton.joints[joint.parent].name] if joint.parent >= 0 else b
+            end_effectors[b] = joint.is_end_effector
+            for hinge in hinge_names(joint.name, joint.joint_type):
+                dof_body[hinge] = b
+        self.body_weights = weights.to(device)
+        self.body_parents = parents.to(device)
+        self.end_effector_mask = end_effectors.to(device)
+        self.dof_weights = self.body_weights[torch.tensor([dof_body[d] for d in self.engine.dof_names],
+                                                          device=device)]
+        unknown = [b for b in env["contact_bodies"] if b not in index]
+        if unknown:
+            raise ValueError("task.env.contact_bodies: unknown bodies {}; the model has {}".format(unknown, bodies))
+        self.fall_contact_mask = torch.tensor([b not in env["contact_bodies"] for b in bodies], device=device)
+        limits = self.engine.dof_limits.to(device)
+        reach = torch.maximum(limits[:, 0].abs(), limits[:, 1].abs())
+        self.action_scale = torch.where(reach > 0, reach, torch.full_like(reach, torch.pi))
+
+    def _allocate_episode_stats(self) -> None:
+        self.total_sim_failures = torch.zeros((), dtype=torch.long, device=self.device)
+        self.episode_sums: Dict[str, torch.Tensor] = {
+            t: torch.zeros(self.num_envs, device=self.device) for t in REWARD_TERMS + ("reward",)}
+
+    def compute_observations(self) -> torch.Tensor:
+        ids = self.motion_ids.repeat(len(self.target_frames))
+        offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=self.engine.device)
+        times = (self.motion_times.unsqueeze(0) + offsets.unsqueeze(1) * self.dt).reshape(-1)
+        n, k, b = self.num_envs, len(self.target_frames), self.engine.num_bodies
+        if k:
+            ref = self.motion_lib.get_state(ids, times)
+            ref_pos = ref.body_pos.view(k, n, b, 3).transpose(0, 1)
+            ref_rot = ref.body_rot.view(k, n, b, 4).transpose(0, 1)
+        else:
+            ref_pos = torch.zeros(n, 0, b, 3, device=self.engine.device)
+            ref_rot = torch.zeros(n, 0, b, 4, device=self.engine.device)
+        phase = self.motion_lib.get_state(self.motion_ids, self.motion_times).phase.unsqueeze(-1)
+        if not self.obs_phase:
+            phase = phase[:, :0]
+        return compute_deepmimic_observations(self.engine.body_state(), ref_pos, ref_rot, phase)
+
+    def reset_idx(self, env_ids: torch.Tensor) -> None:
+        if env_ids.numel() == 0:
+            return
+        self.motion_ids[env_ids] = self.motion_lib.sample_motions(env_ids.numel())
+        self.motion_times[env_ids] = self.motion_lib.sample_times(self.motion_ids[env_ids])
+        ref = self.motion_lib.get_state(self.motion_ids[env_ids], self.motion_times[env_ids])
+        self.engine.set_state(env_ids, ref.root_pos, ref.root_rot, ref.root_vel, ref.root_ang_vel,
+                              ref.dof_pos, ref.dof_vel)
+        if hasattr(self, "progress_buf"):
+            self.progress_buf[env_ids] = 0
+            for buf in self.episode_sums.values():
+                buf[env_ids] = 0.0
+
+    def pre_physics_step(self, actions: torch.Tensor) -> None:
+        self.actions[:] = actions
+        self.engine.set_pd_targets(self.action_scale * actions)
+
+    def post_physics_step(self) -> None:
+        self.progress_buf += 1
+        self.motion_times += self.dt
+        ref = self.motion_lib.get_state(self.motion_ids, self.motion_times)
+        body_state = self.engine.body_state()
+        dof_vel = self.engine.dof_state()[..., 1]
+        com_vel = self.engine.com_velocity()
+
+        failed = detect_sim_failures(body_state, self.engine.dof_state())
+        body_state = torch.where(failed.view(-1, 1, 1), torch.zeros_like(body_state), body_state)
+        dof_vel = torch.where(failed.view(-1, 1), torch.zeros_like(dof_vel), dof_vel)
+        com_vel = torch.where(failed.view(-1, 1), torch.zeros_like(com_vel), com_vel)
+
+        reward, terms = compute_deepmimic_reward(
+            body_state=body_state, dof_vel=dof_vel, com_vel=com_vel,
+            ref_body_pos=ref.body_pos, ref_body_rot=ref.body_rot, ref_root_vel=ref.root_vel,
+            ref_root_ang_vel=ref.root_ang_vel, ref_dof_vel=ref.dof_vel, ref_com_vel=ref.com_vel,
+            body_parents=self.body_parents, body_weights=self.body_weights, dof_weights=self.dof_weights,
+            end_effector_mask=self.end_effector_mask, term_weights=self.reward_weights,
+            term_scales=self.reward_scales, root_err_coeffs=self.root_err_coeffs, com_vel_coeff=self.com_vel_coeff)
+
+        clip_ended = (~self.motion_lib.loops[self.motion_ids]) & (
+            self.motion_times >= self.motion_lib.durations[self.motion_ids])
+        reset, terminated, timed_out = compute_deepmimic_reset(
+            body_pos=body_state[..., 0:3], ref_body_pos=ref.body_pos, contact_forces=self.engine.contact_forces(),
+            progress=self.progress_buf, fall_contact_mask=self.fall_contact_mask, sim_failed=failed,
+            clip_ended=clip_ended, enable_early_termination=self.enable_early_termination,
+            termination_distance=self.termination_distance, contact_force_threshold=self.contact_force_threshold,
+            max_episode_length=self.max_episode_length)
+        self.rew_buf[:] = torch.where(terminated | failed, torch.zeros_like(reward), reward)
+        self.reset_buf[:] = reset.long()
+        self.timeout_buf[:] = timed_out.long()
+
+        self._record_episode_stats(terms, reset, failed, terminated)
+        self.reset_idx(reset.nonzero(as_tuple=False).flatten())
+        self.obs_buf[:] = self.compute_observations()
+
+    def _record_episode_stats(self, terms, reset, failed, terminated) -> None:
+        for i, name in enumerate(REWARD_TERMS):
+            self.episode_sums[name] += terms[:, i]
+        self.episode_sums["reward"] += self.rew_buf
+        done = reset.float()
+        num_done = done.sum().clamp_min(1.0)
+        lengths = self.progress_buf.float()
+        episode = {"ep_" + k: (v / lengths.clamp_min(1.0) * done).sum() / num_done for k, v in self.episode_sums.items()}
+        episode["ep_length_s"] = (lengths * done).sum() / num_done * self.dt
+        episode["num_done"] = done.sum()
+        self.total_sim_failures += failed.sum()
+        self.extras["episode"] = episode
+        self.extras["terminated"] = terminated
+        self.extras["sim_failures"] = self.total_sim_failures
+
+
+# --------------------------------------------------------------------------------------------
+# TorchScript kernels. Arguments: simulated state, then reference state, then constants.
+# --------------------------------------------------------------------------------------------
+
+@torch.jit.script
+def compute_deepmimic_observations(body_state: torch.Tensor, ref_body_pos: torch.Tensor,
+                                   ref_body_rot: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """Observation layout (B bodies, K target frames), everything in the root's heading frame:
+    root height (1) | body positions relative to the root, bodies 1.. ((B-1)*3) |
+    body rotations as tangent/normal (B*6) | body linear velocities (B*3) |
+    body angular velocities (B*3) | phase (0 or 1) |
+    per target frame: reference body positions relative to the simulated root (B*3) and
+    reference body rotations (B*6)."""
+    n = body_state.shape[0]
+    num_bodies = body_state.shape[1]
+    root_pos = body_state[:, 0, 0:3]
+    heading_inv = heading_quat_inv(body_state[:, 0, 3:7])
+    h_bodies = heading_inv.unsqueeze(1).expand(n, num_bodies, 4)
+    local_pos = quat_rotate(h_bodies, body_state[:, :, 0:3] - root_pos.unsqueeze(1))[:, 1:]
+    local_rot = quat_to_tan_norm(quat_mul(h_bodies, body_state[:, :, 3:7]))
+    lin_vel = quat_rotate(h_bodies, body_state[:, :, 7:10])
+    ang_vel = quat_rotate(h_bodies, body_state[:, :, 10:13])
+
+    k = ref_body_pos.shape[1]
+    h_ref = heading_inv.view(n, 1, 1, 4).expand(n, k, num_bodies, 4)
+    ref_pos = quat_rotate(h_ref, ref_body_pos - root_pos.view(n, 1, 1, 3))
+    ref_rot = quat_to_tan_norm(quat_mul(h_ref, ref_body_rot))
+    return torch.cat([root_pos[:, 2:3], local_pos.reshape(n, -1), local_rot.reshape(n, -1),
+                      lin_vel.reshape(n, -1), ang_vel.reshape(n, -1), phase,
+                      torch.cat([ref_pos, ref_rot], dim=-1).reshape(n, -1)], dim=-1)
+
+
+@torch.jit.script
+def end_effector_offsets(body_pos: torch.Tensor, root_pos: torch.Tensor, root_rot: torch.Tensor) -> torch.Tensor:
+    """DeepMimic's end-effector features: horizontal offset from the root and height above the
+    ground (z = 0), rotated into the character's heading frame. [N, B, 3]"""
+    offset = body_pos - root_pos.unsqueeze(1)
+    offset = torch.cat([offset[..., 0:2], body_pos[..., 2:3]], dim=-1)
+    heading_inv = heading_quat_inv(root_rot).unsqueeze(1).expand(offset.shape[0], offset.shape[1], 4)
+    return quat_rotate(heading_inv, offset)
+
+
+@torch.jit.script
+def local_rotations(body_rot: torch.Tensor, body_parents: torch.Tensor) -> torch.Tensor:
+    """Each joint's rotation relative to its parent body; the root keeps its world rotation."""
+    parent_rot = body_rot[:, body_parents]
+    local = quat_mul(quat_conjugate(parent_rot), body_rot)
+    is_root = (body_parents == torch.arange(body_parents.shape[0], device=body_parents.device)).view(1, -1, 1)
+    return torch.where(is_root, body_rot, local)
+
+
+@torch.jit.script
+def compute_deepmimic_reward(body_state: torch.Tensor, dof_vel: torch.Tensor, com_vel: torch.Tensor,
+                             ref_body_pos: torch.Tensor, ref_body_rot: torch.Tensor, ref_root_vel: torch.Tensor,
+                             ref_root_ang_vel: torch.Tensor, ref_dof_vel: torch.Tensor, ref_com_vel: torch.Tensor,
+                             body_parents: torch.Tensor, body_weights: torch.Tensor, dof_weights: torch.Tensor,
+                             end_effector_mask: torch.Tensor, term_weights: torch.Tensor, term_scales: torch.Tensor,
+                             root_err_coeffs: torch.Tensor, com_vel_coeff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """DeepMimic's imitation reward (SceneImitate::CalcRewardImitate): a weighted sum of
+    exp(-scale * err) for pose, velocity, end-effector, root and centre-of-mass errors.
+    Returns the reward [N] and the five terms before weighting [N, 5]."""
+    body_pos = body_state[..., 0:3]
+    body_rot = body_state[..., 3:7]
+    root_pos = body_pos[:, 0]
+    root_rot = body_rot[:, 0]
+    ref_root_pos = ref_body_pos[:, 0]
+    ref_root_rot = ref_body_rot[:, 0]
+
+    joint_angle = quat_diff_angle(local_rotations(body_rot, body_parents), local_rotations(ref_body_rot, body_parents))
+    pose_err = (body_weights * joint_angle * joint_angle).sum(dim=-1)
+
+    root_ang_vel_diff = body_state[:, 0, 10:13] - ref_root_ang_vel
+    vel_err = body_weights[0] * (root_ang_vel_diff * root_ang_vel_diff).sum(dim=-1) \
+        + (dof_weights * (dof_vel - ref_dof_vel) ** 2).sum(dim=-1)
+
+    ee_diff = end_effector_offsets(body_pos, root_pos, root_rot) \
+        - end_effector_offsets(ref_body_pos, ref_root_pos, ref_root_rot)
+    end_eff_err = ((ee_diff * ee_diff).sum(dim=-1) * end_effector_mask.float()).sum(dim=-1)
+
+    root_angle = quat_diff_angle(root_rot, ref_root_rot)
+    root_err = root_err_coeffs[0] * ((root_pos - ref_root_pos) ** 2).sum(dim=-1) \
+        + root_err_coeffs[1] * root_angle * root_angle \
+        + root_err_coeffs[2] * ((body_state[:, 0, 7:10] - ref_root_vel) ** 2).sum(dim=-1) \
+        + root_err_coeffs[3] * (root_ang_vel_diff * root_ang_vel_diff).sum(dim=-1)
+    com_err = com_vel_coeff * ((com_vel - ref_com_vel) ** 2).sum(dim=-1)
+
+    errors = torch.stack([pose_err, vel_err, end_eff_err, root_err, com_err], dim=-1)
+    terms = torch.exp(-term_scales * errors)
+    return (terms * term_weights).sum(dim=-1), terms
+
+
+@torch.jit.script
+def detect_sim_failures(body_state: torch.Tensor, dof_state: torch.Tensor) -> torch.Tensor:
+    """Envs whose physics blew up: non-finite values, or speeds and distances no character reaches."""
+    finite = torch.isfinite(body_state).all(dim=-1).all(dim=-1) & torch.isfinite(dof_state).all(dim=-1).all(dim=-1)
+    sane = (body_state[..., 0:3].abs() < 1.0e4).all(dim=-1).all(dim=-1) \
+        & (body_state[..., 7:13].abs() < 1.0e3).all(dim=-1).all(dim=-1) \
+        & (dof_state[..., 1].abs() < 1.0e3).all(dim=-1)
+    return ~(finite & sane)
+
+
+@torch.jit.script
+def compute_deepmimic_reset(body_pos: torch.Tensor, ref_body_pos: torch.Tensor, contact_forces: torch.Tensor,
+                            progress: torch.Tensor, fall_contact_mask: torch.Tensor, sim_failed: torch.Tensor,
+                            clip_ended: torch.Tensor, enable_early_termination: bool, termination_distance: float,
+                            contact_force_threshold: float,
+                            max_episode_length: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (reset, terminated early, timed out). A non-looping clip's end ends the episode
+    as DeepMimic does (a terminal state, not a time-out)."""
+    touching = (contact_forces.norm(p=2, dim=-1) > contact_force_threshold) & fall_contact_mask.unsqueeze(0)
+    drifted = (body_pos - ref_body_pos).norm(p=2, dim=-1).max(dim=-1).values > termination_distance
+    terminated = (touching.any(dim=-1) | drifted) & (~sim_failed)
+    if not enable_early_termination:
+        terminated = torch.zeros_like(terminated)
+    timed_out = (progress >= max_episode_length - 1) & (~terminated) & (~clip_ended) & (~sim_failed)
+    reset = terminated | timed_out | clip_ended | sim_failed
+    return reset, terminated, timed_out

@@ -1,0 +1,162 @@
+"""Reference motions on the task's device, queried for all envs at once.
+
+Clips are retargeted onto the MJCF character once at load time; MuJoCo's own forward
+kinematics (CPU, once per frame) gives every body's world pose and the centre of mass, so the
+reference bodies are exactly the simulated model's bodies. Queries interpolate between frames
+(lerp for positions and angles, slerp for rotations). Looping clips repeat with the root's
+per-cycle displacement carried over, as DeepMimic does; other clips hold their ends.
+"""
+from typing import NamedTuple, Optional, Sequence
+
+import mujoco
+import numpy as np
+import torch
+
+from poselib_utils.data_loader import load_motion, load_skeleton_from_mjcf
+from poselib_utils.retarget import clip_to_qpos
+from tasks.utils.rotations import quat_conjugate, quat_mul, quat_slerp, quat_to_rotvec
+
+
+class MotionState(NamedTuple):
+    """Reference state of N envs; bodies in MJCF order (world excluded), quaternions wxyz."""
+
+    root_pos: torch.Tensor  # [N, 3]
+    root_rot: torch.Tensor  # [N, 4]
+    root_vel: torch.Tensor  # [N, 3] world frame
+    root_ang_vel: torch.Tensor  # [N, 3] world frame
+    dof_pos: torch.Tensor  # [N, D]
+    dof_vel: torch.Tensor  # [N, D]
+    body_pos: torch.Tensor  # [N, B, 3]
+    body_rot: torch.Tensor  # [N, B, 4]
+    com_vel: torch.Tensor  # [N, 3]
+    phase: torch.Tensor  # [N] in [0, 1]
+
+
+def hinge_joint_names(model: mujoco.MjModel) -> list:
+    return [model.joint(j).name for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE]
+
+
+def _finite_difference(values: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """Forward differences per frame; the last frame repeats the one before it."""
+    vel = np.empty_like(values)
+    vel[:-1] = (values[1:] - values[:-1]) / durations[:-1].reshape((-1,) + (1,) * (values.ndim - 1))
+    vel[-1] = vel[-2]
+    return vel
+
+
+class MotionLib:
+    def __init__(self, motion_files: Sequence[str], mjcf_path: str, device: torch.device,
+                 weights: Optional[Sequence[float]] = None):
+        if not motion_files:
+            raise ValueError("MotionLib needs at least one motion file")
+        self.device = torch.device(device)
+        skeleton = load_skeleton_from_mjcf(mjcf_path)
+        model = mujoco.MjModel.from_xml_path(mjcf_path)
+        data = mujoco.MjData(model)
+        hinges = hinge_joint_names(model)
+        self.motion_files = list(motion_files)
+
+        columns = {k: [] for k in ("root_pos", "root_rot", "dof_pos", "body_pos", "body_rot", "com_pos",
+                                   "root_vel", "root_ang_vel", "dof_vel", "com_vel", "frame_time", "frame_dt")}
+        starts, counts, durations, loops, deltas = [], [], [], [], []
+        for path in self.motion_files:
+            clip = load_motion(path, skeleton)
+            qpos = clip_to_qpos(clip, skeleton, hinges)
+            body_pos, body_rot, com_pos = [], [], []
+            for frame in qpos:
+                data.qpos[:] = frame
+                mujoco.mj_kinematics(model, data)
+                mujoco.mj_comPos(model, data)
+                body_pos.append(data.xpos[1:].copy())
+                body_rot.append(data.xquat[1:].copy())
+                com_pos.append(data.subtree_com[1].copy())
+            dt = clip.frame_durations
+            root_rot = torch.from_numpy(qpos[:, 3:7])
+            rot_step = quat_mul(root_rot[1:], quat_conjugate(root_rot[:-1]))
+            ang_vel = np.zeros((clip.num_frames, 3))
+            ang_vel[:-1] = quat_to_rotvec(rot_step).numpy() / dt[:-1, None]
+            ang_vel[-1] = ang_vel[-2]
+            starts.append(sum(counts))
+            counts.append(clip.num_frames)
+            durations.append(clip.duration)
+            loops.append(clip.loop)
+            delta = qpos[-1, 0:3] - qpos[0, 0:3]
+            delta[2] = 0.0
+            deltas.append(delta)
+            columns["root_pos"].append(qpos[:, 0:3])
+            columns["root_rot"].append(qpos[:, 3:7])
+            columns["dof_pos"].append(qpos[:, 7:])
+            columns["body_pos"].append(np.stack(body_pos))
+            columns["body_rot"].append(np.stack(body_rot))
+            columns["com_pos"].append(np.stack(com_pos))
+            columns["root_vel"].append(_finite_difference(qpos[:, 0:3], dt))
+            columns["root_ang_vel"].append(ang_vel)
+            columns["dof_vel"].append(_finite_difference(qpos[:, 7:], dt))
+            columns["com_vel"].append(_finite_difference(np.stack(com_pos), dt))
+            columns["frame_time"].append(clip.frame_times)
+            columns["frame_dt"].append(np.maximum(dt, 1e-6))
+
+        def to_tensor(values):
+            return torch.tensor(np.concatenate(values), dtype=torch.float32, device=self.device)
+
+        for key, values in columns.items():
+            setattr(self, "_" + key, to_tensor(values))
+        self.num_motions = len(self.motion_files)
+        self.body_names = [model.body(b).name for b in range(1, model.nbody)]
+        self.dof_names = hinges
+        self._frame_start = torch.tensor(starts, dtype=torch.long, device=self.device)
+        self._frame_count = torch.tensor(counts, dtype=torch.long, device=self.device)
+        self.durations = torch.tensor(durations, dtype=torch.float32, device=self.device)
+        self.loops = torch.tensor(loops, dtype=torch.bool, device=self.device)
+        self._cycle_delta = torch.tensor(np.stack(deltas), dtype=torch.float32, device=self.device)
+        # Frames of all clips on one time axis, each clip shifted past the previous one, so a
+        # single searchsorted finds every env's frame whatever its clip.
+        gaps = torch.cumsum(torch.cat([torch.zeros(1, device=self.device), self.durations[:-1] + 1.0]), 0)
+        self._clip_time_offset = gaps
+        clip_of_frame = torch.repeat_interleave(torch.arange(self.num_motions, device=self.device), self._frame_count)
+        self._search_keys = (self._frame_time + gaps[clip_of_frame]).contiguous()
+        weights = np.ones(self.num_motions) if weights is None else np.asarray(weights, dtype=np.float64)
+        if weights.shape != (self.num_motions,) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError("motion weights {} do not fit {} clips".format(weights.tolist(), self.num_motions))
+        self._weights = torch.tensor(weights / weights.sum(), dtype=torch.float32, device=self.device)
+
+    def sample_motions(self, n: int) -> torch.Tensor:
+        return torch.multinomial(self._weights, n, replacement=True)
+
+    def sample_times(self, motion_ids: torch.Tensor) -> torch.Tensor:
+        return torch.rand(motion_ids.shape, device=self.device) * self.durations[motion_ids]
+
+    def get_state(self, motion_ids: torch.Tensor, times: torch.Tensor) -> MotionState:
+        """Reference state of clip ``motion_ids[i]`` at time ``times[i]`` (seconds from its start)."""
+        duration = self.durations[motion_ids]
+        loop = self.loops[motion_ids]
+        cycles = torch.where(loop, torch.floor(times / duration), torch.zeros_like(times))
+        local_t = torch.where(loop, times - cycles * duration, times.clamp(min=0.0))
+        local_t = torch.minimum(local_t, duration)
+
+        start = self._frame_start[motion_ids]
+        last_pair = start + self._frame_count[motion_ids] - 2
+        key = local_t + self._clip_time_offset[motion_ids]
+        f0 = torch.searchsorted(self._search_keys, key.contiguous(), right=True) - 1
+        f0 = torch.maximum(torch.minimum(f0, last_pair), start)
+        f1 = f0 + 1
+        blend = ((local_t - self._frame_time[f0]) / self._frame_dt[f0]).clamp(0.0, 1.0).unsqueeze(-1)
+
+        def lerp(values):
+            b = blend.view(blend.shape[:1] + (1,) * (values.dim() - 1))
+            return values[f0] + b * (values[f1] - values[f0])
+
+        offset = cycles.unsqueeze(-1) * self._cycle_delta[motion_ids]
+        blend_bodies = blend.unsqueeze(-1)
+        return MotionState(
+            root_pos=lerp(self._root_pos) + offset,
+            root_rot=quat_slerp(self._root_rot[f0], self._root_rot[f1], blend),
+            root_vel=lerp(self._root_vel),
+            root_ang_vel=lerp(self._root_ang_vel),
+            dof_pos=lerp(self._dof_pos),
+            dof_vel=lerp(self._dof_vel),
+            body_pos=lerp(self._body_pos) + offset.unsqueeze(1),
+            body_rot=quat_slerp(self._body_rot[f0], self._body_rot[f1], blend_bodies),
+            com_vel=lerp(self._com_vel),
+            phase=local_t / duration,
+        )

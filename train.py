@@ -1,0 +1,128 @@
+"""Train or play HumanoidDeepMimic with rl_games, configured by hydra (IsaacGymEnvs' train.py).
+
+    python train.py task=HumanoidDeepMimic                                  # train
+    python train.py task=HumanoidDeepMimic test=True checkpoint=runs/<run>/nn/HumanoidDeepMimic.pth
+"""
+import datetime
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+
+def _register_resolvers() -> None:
+    resolvers = {
+        "resolve_default": lambda default, arg: default if arg in ("", None) else arg,
+        "if": lambda pred, a, b: a if pred else b,
+        "minibatch": lambda num_envs, horizon, num_minibatches: max(1, int(num_envs) * int(horizon)
+                                                                     // int(num_minibatches)),
+    }
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+_register_resolvers()
+
+
+def check_config(cfg: DictConfig) -> str:
+    """Fail fast, with one message, on settings that would only break after start-up."""
+    from tasks.engines import resolve_engine_name
+
+    engine = resolve_engine_name(cfg.sim_engine)
+    num_envs = int(cfg.task.env.num_envs)
+    if num_envs <= 0:
+        raise SystemExit("num_envs must be positive, got {}".format(num_envs))
+    motion_files = cfg.task.env.motion_file
+    for path in [motion_files] if isinstance(motion_files, str) else motion_files:
+        full = path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
+        if not os.path.isfile(full):
+            raise SystemExit("task.env.motion_file: {} does not exist".format(full))
+    if cfg.test and not cfg.checkpoint:
+        raise SystemExit("test=True needs checkpoint=<path to a .pth file>")
+    if cfg.checkpoint and not os.path.isfile(cfg.checkpoint):
+        raise SystemExit("checkpoint {} does not exist".format(cfg.checkpoint))
+    return engine
+
+
+def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int) -> None:
+    """A checkpoint trained with other observations or actions fails here, naming both sizes."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = state.get("model", {}) if isinstance(state, dict) else {}
+    running_mean = model.get("running_mean_std.running_mean")
+    mu = model.get("a2c_network.mu.weight")
+    if running_mean is not None and running_mean.shape[0] != num_obs:
+        raise SystemExit("checkpoint {} was trained with {} observations; this task has {}".format(
+            checkpoint, running_mean.shape[0], num_obs))
+    if mu is not None and mu.shape[0] != num_actions:
+        raise SystemExit("checkpoint {} was trained with {} actions; this task has {}".format(
+            checkpoint, mu.shape[0], num_actions))
+
+
+@hydra.main(version_base="1.3", config_name="config", config_path="./cfg")
+def main(cfg: DictConfig) -> None:
+    engine = check_config(cfg)
+    if engine == "isaacgym":
+        import isaacgym  # noqa: F401  (IsaacGym must be imported before torch)
+
+    import torch
+    from rl_games.common import env_configurations, vecenv
+    from rl_games.torch_runner import Runner
+
+    from tasks.humanoid_deepmimic import HumanoidDeepMimic
+    from tasks.utils.rlgames_utils import EpisodeStatsObserver, RLGPUEnv
+
+    sim_device = cfg.sim_device or ("cpu" if engine == "mujoco" else "cuda:0")
+    rl_device = cfg.rl_device or sim_device
+    torch.manual_seed(cfg.seed)
+    if cfg.torch_deterministic:
+        torch.use_deterministic_algorithms(True)
+    run_name = cfg.experiment or "{}_{}".format(cfg.task_name, datetime.datetime.now().strftime("%d-%H-%M-%S"))
+
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+    task_cfg["sim_engine"] = engine
+    cache = {}
+
+    def create_task():
+        if "task" not in cache:
+            cache["task"] = HumanoidDeepMimic(task_cfg, rl_device, sim_device, cfg.graphics_device_id,
+                                              cfg.headless)
+        return cache["task"]
+
+    env_configurations.register("rlgpu", {"vecenv_type": "RLGPU", "env_creator": lambda **kwargs: create_task()})
+    vecenv.register("RLGPU", lambda config_name, num_actors, **kwargs: RLGPUEnv(create_task, config_name,
+                                                                                num_actors, **kwargs))
+    train_cfg = OmegaConf.to_container(cfg.train, resolve=True)
+    params = train_cfg["params"]
+    params["config"]["device"] = rl_device
+    params["config"]["device_name"] = rl_device
+    params["config"]["full_experiment_name"] = run_name
+    params["config"]["train_dir"] = os.path.join(REPO_ROOT, "runs")
+    params["config"]["player"] = dict(params["config"].get("player", {}), games_num=int(cfg.num_test_games))
+    if cfg.checkpoint:
+        params["load_checkpoint"] = True
+        params["load_path"] = cfg.checkpoint
+        task = create_task()
+        check_checkpoint_fits(cfg.checkpoint, task.num_obs, task.num_actions)
+
+    if not cfg.test:
+        run_dir = os.path.join(REPO_ROOT, "runs", run_name)
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "config.yaml"), "w") as f:
+            f.write(OmegaConf.to_yaml(cfg, resolve=True))
+
+    runner = Runner(algo_observer=EpisodeStatsObserver())
+    runner.load(train_cfg)
+    runner.reset()
+    runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
+
+
+if __name__ == "__main__":
+    main()
