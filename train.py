@@ -30,12 +30,26 @@ def _register_resolvers() -> None:
 _register_resolvers()
 
 
+# Env count when the command line gives none: small on the CPU, thousands on a GPU.
+DEFAULT_NUM_ENVS = {"mujoco": 64}
+DEFAULT_GPU_NUM_ENVS = 4096
+
+
 def check_config(cfg: DictConfig) -> str:
-    """Fail fast, with one message, on settings that would only break after start-up."""
+    """Fail fast, with one message, on settings that would only break after start-up.
+    Returns the engine name and fills in the env count where it is ``auto``."""
     from tasks.engines import resolve_engine_name
 
-    engine = resolve_engine_name(cfg.sim_engine)
-    num_envs = int(cfg.task.env.num_envs)
+    try:
+        engine = resolve_engine_name(cfg.sim_engine)
+    except ValueError as err:
+        raise SystemExit(str(err))
+    if cfg.task.env.num_envs == "auto":
+        cfg.task.env.num_envs = DEFAULT_NUM_ENVS.get(engine, DEFAULT_GPU_NUM_ENVS)
+    try:
+        num_envs = int(cfg.task.env.num_envs)
+    except ValueError:
+        raise SystemExit("num_envs must be a whole number, got {!r}".format(cfg.task.env.num_envs))
     if num_envs <= 0:
         raise SystemExit("num_envs must be positive, got {}".format(num_envs))
     motion_files = cfg.task.env.motion_file
