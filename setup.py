@@ -27,5 +27,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7"],
+        # sim_engine=mujoco_warp (GPU); the versions tested with mujoco 4.0.0 (its API still moves)
+        "gpu": ["mujoco-warp==4.0.0", "warp-lang==1.19.0"],
     },
 )

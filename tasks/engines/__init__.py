@@ -6,6 +6,8 @@ from tasks.engines.engine import Engine, EngineConfig
 
 ENGINES = {
     "mujoco": ("tasks.engines.mujoco_engine", "MujocoEngine"),
+    "mujoco_warp": ("tasks.engines.mujoco_warp_engine", "MujocoWarpEngine"),
+    "isaacgym": ("tasks.engines.isaacgym_engine", "IsaacGymEngine"),
 }
 
 
@@ -13,10 +15,23 @@ class EngineUnavailableError(RuntimeError):
     pass
 
 
+def _mujoco_warp_usable() -> bool:
+    """A CUDA device torch can use, and mujoco_warp importable."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    try:
+        importlib.import_module("mujoco_warp")
+    except ImportError:
+        return False
+    return True
+
+
 def resolve_engine_name(name: str) -> str:
     """Map ``auto`` to the best engine this machine can run; reject unknown names."""
     if name == "auto":
-        return "mujoco"
+        return "mujoco_warp" if _mujoco_warp_usable() else "mujoco"
     if name not in ENGINES:
         raise ValueError("unknown sim_engine '{}': choose one of auto, {}".format(name, ", ".join(sorted(ENGINES))))
     return name

@@ -77,7 +77,7 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def contact_forces(self) -> torch.Tensor:
-        """[N, B, 3]: net ground contact force on each body (world)."""
+        """[N, B, 3]: net force the ground exerts on each body (world; +z for a body standing on it)."""
 
     def close(self) -> None:
         """Release engine resources (windows, GPU buffers)."""

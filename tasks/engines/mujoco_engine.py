@@ -156,6 +156,9 @@ class MujocoEngine(Engine):
         data = self._datas[0]
         for row in rows:
             mujoco.mj_setState(self.model, data, self._state[row], self._spec)
+            # the state spec excludes controls: use the targets this env now holds, not the
+            # scratch data's leftovers, for the force-dependent sensors (contacts)
+            data.ctrl[:] = self._ctrl[row, 0]
             mujoco.mj_forward(self.model, data)
             self._sensors[row] = data.sensordata
         self._publish(rows)

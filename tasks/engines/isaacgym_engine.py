@@ -1,0 +1,394 @@
+"""IsaacGym Preview 4 (PhysX) engine, written against the documented gymapi / gymtorch API.
+
+NOT RUN: IsaacGym cannot be installed on the machines this project is developed on (Python 3.6-3.8
+only, not on any package index). This module is type-checked against ``isaacgym-stubs`` (gymapi
+only) by ``.ci/static_checks.sh``; nothing here has been executed against IsaacGym. See
+docs/isaacgym.md.
+
+Conversions done here, once, so the task sees the project's conventions (tasks/engines/engine.py):
+
+* quaternions: IsaacGym stores ``(x, y, z, w)``; the project uses ``(w, x, y, z)``.
+* bodies and DOFs: IsaacGym's asset order is mapped by name to MJCF order (bodies without the
+  world body, DOFs in hinge order); a name missing on either side is an error.
+* env origins: IsaacGym places every env in one global frame, ``env_spacing`` apart. Getters
+  subtract each env's origin and ``set_state`` adds it, so every env sits at the origin.
+* velocities: PhysX reports a rigid body's linear velocity at its centre of mass (the same
+  tensors IsaacLab later relabelled ``com_vel``). The contract wants the body *frame's* velocity,
+  as MuJoCo's ``framelinvel`` gives, so getters shift it by ``omega x (origin - com)`` and
+  ``set_state`` shifts the root velocity the other way.
+* stale bodies after a reset: IsaacGym writes indexed root/DOF states into the sim, but its
+  rigid-body and contact tensors keep the old values until the next ``simulate``. IsaacGymEnvs
+  tasks read the root/DOF tensors they just wrote and live with stale bodies; here ``set_state``
+  instead fills the reset envs' rows of the published body buffer by forward kinematics of the
+  written state (``_forward_kinematics``, the MJCF tree: hinges at body origins, applied in
+  order as MuJoCo does) and zeroes their contacts, so the contract ("refresh their body states
+  and contacts") holds. The next ``step`` overwrites them with IsaacGym's own values.
+"""
+import math
+import os
+import xml.etree.ElementTree as ET
+from typing import Any, Dict, List, Optional, Tuple
+
+# IsaacGym must be imported before torch (gymtorch builds a torch extension on import).
+from isaacgym import gymapi
+from isaacgym import gymtorch  # type: ignore[attr-defined]  # isaacgym-stubs ships gymapi only
+import torch
+
+from tasks.engines.engine import Engine, EngineConfig
+from tasks.utils.rotations import quat_from_axis_angle, quat_mul, quat_rotate
+
+DEFAULT_ENV_SPACING = 5.0  # m, when EngineConfig.env_spacing is 0
+MAX_ANGULAR_VELOCITY = 100.0  # rad/s; IsaacGym's default (64) clips fast limbs in flips and spins
+
+# gymapi.acquire_gym() hands out one Gym per process, and IsaacGym supports one live sim per
+# process (IsaacGymEnvs keeps an EXISTING_SIM global for this). Acquire it once, here.
+_GYM = None  # type: Optional[gymapi.Gym]
+
+
+def _gym() -> gymapi.Gym:
+    global _GYM
+    if _GYM is None:
+        _GYM = gymapi.acquire_gym()
+    return _GYM
+
+
+def xyzw_to_wxyz(q: torch.Tensor) -> torch.Tensor:
+    return torch.cat([q[..., 3:4], q[..., 0:3]], dim=-1)
+
+
+def wxyz_to_xyzw(q: torch.Tensor) -> torch.Tensor:
+    return torch.cat([q[..., 1:4], q[..., 0:1]], dim=-1)
+
+
+def _floats(text: Optional[str], default: str) -> List[float]:
+    return [float(v) for v in (text or default).split()]
+
+
+def parse_mjcf(mjcf_path: str) -> Dict[str, Any]:
+    """Bodies (MJCF order, with parent index, offset and hinges), hinge order and the position
+    actuators' kp / kv / forcerange, read with ElementTree."""
+    root = ET.parse(mjcf_path).getroot()
+    world = root.find("worldbody")
+    if world is None:
+        raise ValueError("{}: no worldbody".format(mjcf_path))
+    bodies = []  # type: List[Dict[str, Any]]
+
+    def visit(elem: ET.Element, parent: int) -> None:
+        for child in elem.findall("body"):
+            if child.get("quat") or child.get("euler") or child.get("axisangle"):
+                raise ValueError("{}: body {} is rotated; only offsets are supported".format(
+                    mjcf_path, child.get("name")))
+            hinges = []
+            for joint in child.findall("joint"):
+                if joint.get("type", "hinge") != "hinge":
+                    raise ValueError("{}: joint {} is not a hinge".format(mjcf_path, joint.get("name")))
+                if any(abs(v) > 0 for v in _floats(joint.get("pos"), "0 0 0")):
+                    raise ValueError("{}: joint {} is off its body origin".format(mjcf_path, joint.get("name")))
+                hinges.append((joint.get("name"), _floats(joint.get("axis"), "0 0 1")))
+            bodies.append({"name": child.get("name"), "parent": parent, "pos": _floats(child.get("pos"), "0 0 0"),
+                           "hinges": hinges})
+            visit(child, len(bodies) - 1)
+
+    visit(world, -1)
+    dof_names = [name for body in bodies for name, _ in body["hinges"]]
+    actuators = {}  # type: Dict[str, Tuple[float, float, float]]
+    actuator_root = root.find("actuator")
+    for act in (actuator_root.findall("position") if actuator_root is not None else []):
+        force = _floats(act.get("forcerange"), "0 0")
+        actuators[act.get("joint", "")] = (float(act.get("kp", "1")), float(act.get("kv", "0")),
+                                           max(abs(force[0]), abs(force[1])))
+    missing = [d for d in dof_names if d not in actuators]
+    if missing:
+        raise ValueError("{}: hinges {} have no position actuator".format(mjcf_path, missing))
+    return {"bodies": bodies, "dof_names": dof_names, "actuators": actuators,
+            "dof_ranges": [_floats(j.get("range"), "0 0") for j in world.iter("joint")
+                           if j.get("type", "hinge") == "hinge" and j.get("name") in actuators]}
+
+
+class IsaacGymEngine(Engine):
+    def __init__(self, cfg: EngineConfig):
+        self.device = torch.device(cfg.device)
+        self.num_envs = cfg.num_envs
+        self.substeps = cfg.substeps
+        self.gym = _gym()
+        mjcf = parse_mjcf(cfg.mjcf_path)
+        self.body_names = [b["name"] for b in mjcf["bodies"]]
+        self.dof_names = list(mjcf["dof_names"])
+        self.dof_limits = torch.tensor(mjcf["dof_ranges"], dtype=torch.float32)
+        self._build_kinematic_tree(mjcf["bodies"])
+
+        use_gpu = self.device.type == "cuda"
+        device_id = (self.device.index or 0) if use_gpu else 0
+        sim_params = gymapi.SimParams()
+        sim_params.up_axis = gymapi.UP_AXIS_Z
+        sim_params.gravity = gymapi.Vec3(0.0, 0.0, -9.81)
+        sim_params.dt = cfg.sim_dt
+        sim_params.substeps = 1  # policy-step substeps are separate gym.simulate calls (see step)
+        sim_params.use_gpu_pipeline = use_gpu
+        sim_params.physx.use_gpu = use_gpu
+        sim_params.physx.solver_type = 1  # TGS, IsaacGymEnvs' default
+        sim_params.physx.num_position_iterations = 4
+        sim_params.physx.num_velocity_iterations = 0
+        sim_params.physx.num_threads = cfg.num_threads or (os.cpu_count() or 1)
+        sim_params.physx.contact_offset = 0.02
+        sim_params.physx.rest_offset = 0.0
+        graphics_device_id = -1 if cfg.headless else device_id
+        self.sim = self.gym.create_sim(device_id, graphics_device_id, gymapi.SIM_PHYSX, sim_params)
+        if self.sim is None:
+            raise RuntimeError("IsaacGym failed to create a sim (one sim per process; is another alive?)")
+
+        plane = gymapi.PlaneParams()
+        plane.normal = gymapi.Vec3(0.0, 0.0, 1.0)
+        plane.static_friction = 0.9  # the MJCF's geom friction
+        plane.dynamic_friction = 0.9
+        plane.restitution = 0.0
+        self.gym.add_ground(self.sim, plane)
+
+        options = gymapi.AssetOptions()
+        options.default_dof_drive_mode = int(gymapi.DOF_MODE_POS)  # stubs type this field as int
+        options.angular_damping = 0.0
+        options.linear_damping = 0.0
+        options.max_angular_velocity = MAX_ANGULAR_VELOCITY
+        options.collapse_fixed_joints = False  # keep the joint-less wrists as bodies, as MuJoCo does
+        mjcf_path = os.path.abspath(cfg.mjcf_path)
+        asset = self.gym.load_asset(self.sim, os.path.dirname(mjcf_path), os.path.basename(mjcf_path), options)
+        self._map_asset_order(asset)
+
+        dof_props = self.gym.get_asset_dof_properties(asset)
+        for i, name in enumerate(self.gym.get_asset_dof_names(asset)):
+            kp, kv, effort = mjcf["actuators"][name]
+            dof_props["driveMode"][i] = int(gymapi.DOF_MODE_POS)
+            dof_props["stiffness"][i] = kp
+            dof_props["damping"][i] = kv
+            dof_props["effort"][i] = effort
+
+        spacing = cfg.env_spacing or DEFAULT_ENV_SPACING
+        lower = gymapi.Vec3(-spacing, -spacing, 0.0)
+        upper = gymapi.Vec3(spacing, spacing, spacing)
+        per_row = int(math.ceil(math.sqrt(self.num_envs)))
+        start = gymapi.Transform()
+        start.p = gymapi.Vec3(*mjcf["bodies"][0]["pos"])
+        start.r = gymapi.Quat(0.0, 0.0, 0.0, 1.0)
+        self.envs = []  # type: List[gymapi.Env]
+        self.actors = []  # type: List[int]
+        origins = []
+        for i in range(self.num_envs):
+            env = self.gym.create_env(self.sim, lower, upper, per_row)
+            # collision group i, filter 1: self-collisions off (as the MJCF's contype/conaffinity)
+            actor = self.gym.create_actor(env, asset, start, "humanoid", i, 1, 0)
+            self.gym.set_actor_dof_properties(env, actor, dof_props)
+            self.envs.append(env)
+            self.actors.append(actor)
+            origin = self.gym.get_env_origin(env)
+            origins.append([origin.x, origin.y, origin.z])
+        self._env_origins = torch.tensor(origins, dtype=torch.float32, device=self.device)
+        self._actor_ids = torch.tensor(
+            [self.gym.get_actor_index(env, actor, gymapi.DOMAIN_SIM) for env, actor in zip(self.envs, self.actors)],
+            dtype=torch.int32, device=self.device)
+
+        props = self.gym.get_actor_rigid_body_properties(self.envs[0], self.actors[0])
+        masses = torch.tensor([p.mass for p in props], dtype=torch.float32)[self._body_perm]
+        coms = torch.tensor([[p.com.x, p.com.y, p.com.z] for p in props], dtype=torch.float32)[self._body_perm]
+        self.body_masses = masses
+        self._masses = masses.to(self.device)
+        self._com_local = coms.to(self.device)  # [B, 3] centre of mass in each body frame
+
+        self.gym.prepare_sim(self.sim)
+        n, nb, nd = self.num_envs, self.num_bodies, self.num_dofs
+        # Raw IsaacGym tensors (global frame, xyzw, asset order), updated in place by refresh_*.
+        self._root_raw = gymtorch.wrap_tensor(self.gym.acquire_actor_root_state_tensor(self.sim))
+        self._dof_raw = gymtorch.wrap_tensor(self.gym.acquire_dof_state_tensor(self.sim)).view(n, nd, 2)
+        self._body_raw = gymtorch.wrap_tensor(self.gym.acquire_rigid_body_state_tensor(self.sim)).view(n, nb, 13)
+        self._contact_raw = gymtorch.wrap_tensor(self.gym.acquire_net_contact_force_tensor(self.sim)).view(n, nb, 3)
+        self._targets_raw = torch.zeros(n, nd, device=self.device)
+        # Published buffers in the project's conventions.
+        self._body_state = torch.zeros(n, nb, 13, device=self.device)
+        self._dof_state = torch.zeros(n, nd, 2, device=self.device)
+        self._com_vel = torch.zeros(n, 3, device=self.device)
+        self._contact = torch.zeros(n, nb, 3, device=self.device)
+
+        self.viewer = None  # type: Optional[gymapi.Viewer]
+        self.enable_viewer_sync = True
+        if not cfg.headless:
+            self._create_viewer()
+        root_pos = torch.tensor(mjcf["bodies"][0]["pos"], device=self.device).repeat(n, 1)
+        root_rot = torch.tensor([1.0, 0.0, 0.0, 0.0], device=self.device).repeat(n, 1)
+        zeros3 = torch.zeros(n, 3, device=self.device)
+        zeros_d = torch.zeros(n, nd, device=self.device)
+        self.set_state(None, root_pos, root_rot, zeros3, zeros3, zeros_d, zeros_d)
+
+    # --- set-up helpers ---------------------------------------------------------------------
+
+    def _map_asset_order(self, asset: gymapi.Asset) -> None:
+        """Index tensors between IsaacGym's asset order and MJCF order; names must match."""
+        asset_bodies = self.gym.get_asset_rigid_body_names(asset)
+        asset_dofs = self.gym.get_asset_dof_names(asset)
+        if sorted(asset_bodies) != sorted(self.body_names) or sorted(asset_dofs) != sorted(self.dof_names):
+            raise ValueError("IsaacGym asset and MJCF disagree: bodies {} vs {}, DOFs {} vs {}".format(
+                asset_bodies, self.body_names, asset_dofs, self.dof_names))
+        # perm[i] = asset index of MJCF item i  (asset -> MJCF: x[:, perm]); inv: MJCF -> asset.
+        self._body_perm = torch.tensor([asset_bodies.index(b) for b in self.body_names], dtype=torch.long)
+        self._dof_perm = torch.tensor([asset_dofs.index(d) for d in self.dof_names], dtype=torch.long)
+        self._dof_perm_inv = torch.argsort(self._dof_perm)
+
+    def _build_kinematic_tree(self, bodies: List[Dict[str, Any]]) -> None:
+        """Tables for ``_forward_kinematics``: parent, offset in parent, hinge axes and DOF slots."""
+        self._parents = [b["parent"] for b in bodies]
+        self._offsets = torch.tensor([b["pos"] for b in bodies], dtype=torch.float32)
+        self._hinges = []  # type: List[List[Tuple[int, torch.Tensor]]]
+        k = 0
+        for body in bodies:
+            rows = []
+            for _, axis in body["hinges"]:
+                a = torch.tensor(axis, dtype=torch.float32)
+                rows.append((k, a / a.norm()))
+                k += 1
+            self._hinges.append(rows)
+
+    def _create_viewer(self) -> None:
+        self.viewer = self.gym.create_viewer(self.sim, gymapi.CameraProperties())
+        if self.viewer is None:
+            print("IsaacGymEngine: could not create a viewer, running headless")
+            return
+        self.gym.subscribe_viewer_keyboard_event(self.viewer, gymapi.KEY_ESCAPE, "QUIT")
+        self.gym.subscribe_viewer_keyboard_event(self.viewer, gymapi.KEY_V, "toggle_viewer_sync")
+
+    # --- Engine contract -------------------------------------------------------------------
+
+    def set_state(self, env_ids: Optional[torch.Tensor], root_pos: torch.Tensor, root_rot: torch.Tensor,
+                  root_vel: torch.Tensor, root_ang_vel: torch.Tensor, dof_pos: torch.Tensor,
+                  dof_vel: torch.Tensor) -> None:
+        ids = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids.to(self.device).long()
+        if ids.numel() == 0:
+            return
+        # The root's world-frame origin velocity -> PhysX's centre-of-mass velocity.
+        root_com_offset = quat_rotate(root_rot, self._com_local[0].expand_as(root_pos))
+        root = torch.cat([root_pos + self._env_origins[ids], wxyz_to_xyzw(root_rot),
+                          root_vel + torch.cross(root_ang_vel, root_com_offset, dim=-1), root_ang_vel], dim=-1)
+        self._root_raw[ids.long()] = root
+        self._dof_raw[ids, :, 0] = dof_pos[:, self._dof_perm_inv]
+        self._dof_raw[ids, :, 1] = dof_vel[:, self._dof_perm_inv]
+        self._targets_raw[ids] = dof_pos[:, self._dof_perm_inv]
+        actor_ids = self._actor_ids[ids]
+        self.gym.set_actor_root_state_tensor_indexed(self.sim, gymtorch.unwrap_tensor(self._root_raw),
+                                                     gymtorch.unwrap_tensor(actor_ids), len(actor_ids))
+        self.gym.set_dof_state_tensor_indexed(self.sim, gymtorch.unwrap_tensor(self._dof_raw),
+                                              gymtorch.unwrap_tensor(actor_ids), len(actor_ids))
+        self.gym.set_dof_position_target_tensor(self.sim, gymtorch.unwrap_tensor(self._targets_raw))
+        # IsaacGym's body and contact tensors stay stale until the next simulate: publish these
+        # envs' bodies from the written state instead (module docstring).
+        self._dof_state[ids, :, 0] = dof_pos
+        self._dof_state[ids, :, 1] = dof_vel
+        body = self._forward_kinematics(root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel)
+        self._body_state[ids] = body
+        self._com_vel[ids] = self._mass_weighted_com_velocity(body)
+        self._contact[ids] = 0.0
+
+    def set_pd_targets(self, targets: torch.Tensor) -> None:
+        self._targets_raw[:] = targets.to(self.device)[:, self._dof_perm_inv]
+
+    def step(self) -> None:
+        self.gym.set_dof_position_target_tensor(self.sim, gymtorch.unwrap_tensor(self._targets_raw))
+        for _ in range(self.substeps):
+            self.gym.simulate(self.sim)
+        if self.device.type == "cpu":
+            self.gym.fetch_results(self.sim, True)
+        self.gym.refresh_actor_root_state_tensor(self.sim)
+        self.gym.refresh_dof_state_tensor(self.sim)
+        self.gym.refresh_rigid_body_state_tensor(self.sim)
+        self.gym.refresh_net_contact_force_tensor(self.sim)
+        self._publish()
+        self._render()
+
+    def dof_state(self) -> torch.Tensor:
+        return self._dof_state
+
+    def body_state(self) -> torch.Tensor:
+        return self._body_state
+
+    def com_velocity(self) -> torch.Tensor:
+        return self._com_vel
+
+    def contact_forces(self) -> torch.Tensor:
+        # Net contact force on each body. It includes body-body contacts too, which cannot occur
+        # here: actors filter self-collision (create_actor's filter) and envs are in separate groups.
+        return self._contact
+
+    def close(self) -> None:
+        if self.viewer is not None:
+            self.gym.destroy_viewer(self.viewer)
+            self.viewer = None
+        self.gym.destroy_sim(self.sim)
+
+    # --- conversions -----------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """IsaacGym's raw tensors -> the project's conventions, for all envs."""
+        raw = self._body_raw[:, self._body_perm]
+        pos = raw[..., 0:3] - self._env_origins[:, None]
+        rot = xyzw_to_wxyz(raw[..., 3:7])
+        com_vel = raw[..., 7:10]
+        ang_vel = raw[..., 10:13]
+        com_offset = quat_rotate(rot, self._com_local.expand_as(pos))
+        self._body_state[..., 0:3] = pos
+        self._body_state[..., 3:7] = rot
+        self._body_state[..., 7:10] = com_vel - torch.cross(ang_vel, com_offset, dim=-1)
+        self._body_state[..., 10:13] = ang_vel
+        self._com_vel[:] = (com_vel * self._masses[:, None]).sum(dim=1) / self._masses.sum()
+        self._dof_state[:] = self._dof_raw[:, self._dof_perm]
+        self._contact[:] = self._contact_raw[:, self._body_perm]
+
+    def _mass_weighted_com_velocity(self, body: torch.Tensor) -> torch.Tensor:
+        """Character COM velocity [N, 3] from body-frame states [N, B, 13] in project conventions."""
+        com_offset = quat_rotate(body[..., 3:7], self._com_local.expand(body.shape[0], -1, -1))
+        com_vel = body[..., 7:10] + torch.cross(body[..., 10:13], com_offset, dim=-1)
+        return (com_vel * self._masses[:, None]).sum(dim=1) / self._masses.sum()
+
+    def _forward_kinematics(self, root_pos: torch.Tensor, root_rot: torch.Tensor, root_vel: torch.Tensor,
+                            root_ang_vel: torch.Tensor, dof_pos: torch.Tensor,
+                            dof_vel: torch.Tensor) -> torch.Tensor:
+        """[M, B, 13] body frames (env-local, wxyz) of the MJCF tree, hinges composed in order."""
+        device = root_pos.device
+        pos = [root_pos]  # type: List[torch.Tensor]
+        rot = [root_rot]
+        lin = [root_vel]
+        ang = [root_ang_vel]
+        for b in range(1, self.num_bodies):
+            p = self._parents[b]
+            offset = quat_rotate(rot[p], self._offsets[b].to(device).expand_as(root_pos))
+            q = rot[p]
+            w = ang[p]
+            for k, axis in self._hinges[b]:
+                axis_b = axis.to(device).expand_as(root_pos)
+                w = w + quat_rotate(q, axis_b) * dof_vel[:, k:k + 1]
+                q = quat_mul(q, quat_from_axis_angle(axis_b, dof_pos[:, k]))
+            pos.append(pos[p] + offset)
+            rot.append(q)
+            lin.append(lin[p] + torch.cross(ang[p], offset, dim=-1))
+            ang.append(w)
+        return torch.cat([torch.stack(pos, 1), torch.stack(rot, 1), torch.stack(lin, 1), torch.stack(ang, 1)], -1)
+
+    def _render(self) -> None:
+        """Draw the viewer, its camera following env 0's root; 'V' toggles sync, ESC quits."""
+        if self.viewer is None:
+            return
+        if self.gym.query_viewer_has_closed(self.viewer):
+            raise SystemExit(0)
+        for event in self.gym.query_viewer_action_events(self.viewer):
+            if event.action == "QUIT" and event.value > 0:
+                raise SystemExit(0)
+            if event.action == "toggle_viewer_sync" and event.value > 0:
+                self.enable_viewer_sync = not self.enable_viewer_sync
+        if not self.enable_viewer_sync:
+            self.gym.poll_viewer_events(self.viewer)
+            return
+        root = self._root_raw[0, 0:3].tolist()  # global frame, as the viewer draws
+        target = gymapi.Vec3(root[0], root[1], root[2])
+        eye = gymapi.Vec3(root[0], root[1] - 3.0, root[2] + 1.0)
+        # env None: global coordinates, as IsaacGymEnvs calls it (the stubs type it Env only)
+        self.gym.viewer_camera_look_at(self.viewer, None, eye, target)  # type: ignore[arg-type]
+        if self.device.type != "cpu":
+            self.gym.fetch_results(self.sim, True)
+        self.gym.step_graphics(self.sim)
+        self.gym.draw_viewer(self.viewer, self.sim, True)
+        self.gym.sync_frame_time(self.sim)
