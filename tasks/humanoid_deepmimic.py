@@ -67,7 +67,7 @@ class HumanoidDeepMimic(VecTask):
                 raise FileNotFoundError("task.env.motion_file: {} does not exist".format(path))
         skeleton = load_skeleton_from_mjcf(asset)
         self.engine = build_engine(self.cfg["sim_engine"], EngineConfig(
-            mjcf_path=asset, num_envs=int(env["num_envs"]), sim_dt=1.0 / self.sim_freq, substeps=self.substeps,
+            mjcf_path=asset, num_envs=self.num_envs, sim_dt=1.0 / self.sim_freq, substeps=self.substeps,
             device=self.sim_device, headless=self.headless, num_threads=int(env.get("num_threads", 0))))
         device = self.engine.device
         self.motion_lib = MotionLib(motion_files, asset, device)
@@ -77,7 +77,7 @@ class HumanoidDeepMimic(VecTask):
         for name in ("reward_weights", "reward_scales", "root_err_coeffs"):
             setattr(self, name, getattr(self, name).to(device))
 
-        n = int(env["num_envs"])
+        n = self.num_envs
         self.motion_ids = torch.zeros(n, dtype=torch.long, device=device)
         self.motion_times = torch.zeros(n, device=device)
         self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
@@ -323,6 +323,6 @@ def compute_deepmimic_reset(body_pos: torch.Tensor, ref_body_pos: torch.Tensor, 
     terminated = (touching.any(dim=-1) | drifted) & (~sim_failed)
     if not enable_early_termination:
         terminated = torch.zeros_like(terminated)
-    timed_out = (progress >= max_episode_length - 1) & (~terminated) & (~clip_ended) & (~sim_failed)
+    timed_out = (progress >= max_episode_length) & (~terminated) & (~clip_ended) & (~sim_failed)
     reset = terminated | timed_out | clip_ended | sim_failed
     return reset, terminated, timed_out

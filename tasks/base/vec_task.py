@@ -30,7 +30,8 @@ class VecTask(abc.ABC):
         self.force_render = force_render
 
         env_cfg = config["env"]
-        self.num_envs = int(env_cfg["num_envs"])
+        # numEnvs: IsaacGymEnvs' key (its train.py sets task.env.numEnvs); ours is num_envs.
+        self.num_envs = int(env_cfg.get("numEnvs", env_cfg["num_envs"]))
         if self.num_envs <= 0:
             raise ValueError("task.env.num_envs must be positive, got {}".format(self.num_envs))
         self.num_agents = 1

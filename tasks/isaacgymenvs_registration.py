@@ -1,0 +1,81 @@
+"""Run HumanoidDeepMimic from an IsaacGymEnvs checkout's train.py (IsaacGym Preview 4).
+
+NOT RUN against IsaacGym; tests/test_isaacgym_registration.py checks the registry and hydra
+search path with a stubbed isaacgym. Steps in docs/isaacgym.md. From this repository's root:
+
+    python -m tasks.isaacgymenvs_registration task=HumanoidDeepMimic [num_envs=4096] [headless=True]
+
+``main`` registers the task, then runs IsaacGymEnvs' own ``isaacgymenvs/train.py`` as
+``__main__`` (so hydra reads IsaacGymEnvs' cfg/config.yaml as usual), with these overrides added:
+
+* ``hydra.searchpath=[file://<this repo>/cfg]``: hydra finds task/HumanoidDeepMimic.yaml and
+  train/HumanoidDeepMimicPPO.yaml here; IsaacGymEnvs' own config.yaml stays the primary config.
+* ``+sim_engine=isaacgym``: our task yaml reads ``${sim_engine}``, a key IsaacGymEnvs lacks.
+* ``num_envs=4096`` unless given: our task yaml's ``auto`` default is resolved by our train.py only.
+* ``+task.env.numEnvs=${task.env.num_envs}``: IsaacGymEnvs' train.py reads ``task.env.numEnvs``.
+
+Run it from this repository's root, not from isaacgymenvs/: IsaacGymEnvs has its own ``tasks``
+package, and the script's directory comes first on ``sys.path``.
+"""
+import os
+import runpy
+import sys
+from typing import List, Optional
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(REPO_ROOT, "cfg")
+TASK_NAME = "HumanoidDeepMimic"
+DEFAULT_NUM_ENVS = 4096
+
+
+def _register_resolvers() -> None:
+    """The resolvers our yaml uses that IsaacGymEnvs does not register (it has if, resolve_default)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("minibatch"):
+        OmegaConf.register_new_resolver("minibatch", lambda num_envs, horizon, num_minibatches: max(
+            1, int(num_envs) * int(horizon) // int(num_minibatches)))
+
+
+def register_with_isaacgymenvs() -> str:
+    """Insert HumanoidDeepMimic into ``isaacgymenvs.tasks.isaacgym_task_map`` and register our
+    hydra resolvers. Returns the hydra search-path entry that makes our cfg/ visible."""
+    import isaacgym  # noqa: F401  (before torch, which the task imports)
+    import isaacgymenvs.tasks
+
+    if REPO_ROOT not in sys.path:
+        sys.path.insert(0, REPO_ROOT)
+    from tasks.humanoid_deepmimic import HumanoidDeepMimic
+
+    isaacgymenvs.tasks.isaacgym_task_map[TASK_NAME] = HumanoidDeepMimic
+    _register_resolvers()
+    return "file://" + CONFIG_DIR
+
+
+def isaacgymenvs_overrides(argv: List[str], search_path: str) -> List[str]:
+    """The command-line overrides ``main`` appends to the user's (module docstring)."""
+    keys = [a.split("=", 1)[0].lstrip("+~") for a in argv]
+    extra = []
+    if "hydra.searchpath" not in keys:
+        extra.append("hydra.searchpath=[{}]".format(search_path))
+    if "sim_engine" not in keys:
+        extra.append("+sim_engine=isaacgym")
+    if "num_envs" not in keys and "task.env.num_envs" not in keys:
+        extra.append("num_envs={}".format(DEFAULT_NUM_ENVS))
+    if "task.env.numEnvs" not in keys:
+        extra.append("+task.env.numEnvs=${task.env.num_envs}")
+    return extra
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    search_path = register_with_isaacgymenvs()
+    import isaacgymenvs
+
+    train_py = os.path.join(os.path.dirname(os.path.abspath(isaacgymenvs.__file__)), "train.py")
+    sys.argv = [train_py] + args + isaacgymenvs_overrides(args, search_path)
+    runpy.run_path(train_py, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
