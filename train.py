@@ -53,10 +53,25 @@ def check_config(cfg: DictConfig) -> str:
     if num_envs <= 0:
         raise SystemExit("num_envs must be positive, got {}".format(num_envs))
     motion_files = cfg.task.env.motion_file
+    motion_paths = []
     for path in [motion_files] if isinstance(motion_files, str) else motion_files:
         full = path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
         if not os.path.isfile(full):
             raise SystemExit("task.env.motion_file: {} does not exist".format(full))
+        motion_paths.append(full)
+    # A clip that does not fit the character would otherwise fail only when rl_games builds the env.
+    from poselib_utils.data_loader import DataFormatError, load_motion, load_skeleton_from_mjcf
+
+    asset = cfg.task.env.asset_file
+    try:
+        skeleton = load_skeleton_from_mjcf(asset if os.path.isabs(asset) else os.path.join(REPO_ROOT, asset))
+    except DataFormatError as err:
+        raise SystemExit("task.env.asset_file: {}".format(err))
+    for full in motion_paths:
+        try:
+            load_motion(full, skeleton)
+        except DataFormatError as err:
+            raise SystemExit("task.env.motion_file: {}".format(err))
     if cfg.test and not cfg.checkpoint:
         raise SystemExit("test=True needs checkpoint=<path to a .pth file>")
     if cfg.checkpoint and not os.path.isfile(cfg.checkpoint):

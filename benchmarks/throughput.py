@@ -46,12 +46,18 @@ def time_engine(engine_name: str, num_envs: int, steps: int, device: str) -> flo
     return rate
 
 
-def time_task(engine_name: str, num_envs: int, steps: int, device: str) -> float:
+def make_task(engine_name: str, num_envs: int, device: str) -> HumanoidDeepMimic:
+    """The task as train.py builds it, from cfg/ with the given engine and env count."""
+    from omegaconf import OmegaConf
+
     with initialize_config_dir(config_dir=os.path.join(REPO_ROOT, "cfg"), version_base="1.3"):
         cfg = compose("config", overrides=["num_envs={}".format(num_envs), "sim_engine=" + engine_name])
-    from omegaconf import OmegaConf
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    task = HumanoidDeepMimic(task_cfg, device, device, 0, True)
+    return HumanoidDeepMimic(task_cfg, device, device, 0, True)
+
+
+def time_task(engine_name: str, num_envs: int, steps: int, device: str) -> float:
+    task = make_task(engine_name, num_envs, device)
     task.reset()
     actions = torch.zeros(num_envs, task.num_actions, device=task.device)
     for _ in range(5):

@@ -42,7 +42,9 @@ def build_scene_xml(mjcf_path: str, with_sensors: bool = True) -> str:
                 ET.SubElement(sensors, kind, {"objtype": "xbody", "objname": name})
         ET.SubElement(sensors, "subtreelinvel", {"body": bodies[0]})
         for name in bodies:
-            ET.SubElement(sensors, "contact", {"body1": name, "geom2": FLOOR_NAME, "data": "force",
+            # MuJoCo reports the force the first object exerts on the second: floor first, so the
+            # reading is the ground's force on the body (+z when standing on it).
+            ET.SubElement(sensors, "contact", {"geom1": FLOOR_NAME, "body2": name, "data": "force",
                                                "reduce": "netforce", "num": "1"})
     return ET.tostring(root, encoding="unicode")
 

@@ -1,0 +1,474 @@
+"""HumanoidDeepMimic built from the hydra config (cfg/, composed as train.py does) on the MuJoCo
+CPU engine: the imitation reward against DeepMimic's formula computed by hand, observations,
+the VecTask step contract, resets after a simulation blow-up, early termination, time-outs and
+configuration errors."""
+import json
+import math
+import os
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from scipy.spatial.transform import Rotation
+
+import train  # registers the config resolvers
+from poselib_utils.data_loader import DataFormatError
+from tasks.humanoid_deepmimic import HumanoidDeepMimic, compute_deepmimic_observations, compute_deepmimic_reward
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CFG_DIR = os.path.join(REPO_ROOT, "cfg")
+MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
+NUM_ENVS = 8
+TERMS = ("pose", "vel", "end_eff", "root", "com")
+
+
+def make_cfg(*overrides):
+    with initialize_config_dir(config_dir=CFG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=["num_envs={}".format(NUM_ENVS), "sim_engine=mujoco"]
+                       + list(overrides))
+
+
+def make_task(*overrides):
+    cfg = make_cfg(*overrides)
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+    task_cfg["env"]["num_threads"] = 2
+    return HumanoidDeepMimic(task_cfg, "cpu", "cpu", 0, True)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task()
+
+
+@pytest.fixture(scope="module")
+def reward_cfg():
+    return OmegaConf.to_container(make_cfg().task.reward, resolve=True)
+
+
+@pytest.fixture(scope="module")
+def diff_weights():
+    """DeepMimic's per-joint DiffWeight, normalised to sum 1, by body name (from the MJCF)."""
+    custom = {el.get("name"): el.get("data") for el in ET.parse(MJCF).getroot().find("custom")}
+    names = [entry.split(":")[0] for entry in custom["deepmimic_joints"].split()]
+    weights = np.array([float(w) for w in custom["deepmimic_diff_weights"].split()])
+    return dict(zip(names, weights / weights.sum()))
+
+
+# ------------------------------------------------------------------------------------------
+# (a) reward
+# ------------------------------------------------------------------------------------------
+
+def reference(task, n, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.zeros(n, dtype=torch.long)
+    times = torch.rand(n, generator=gen) * task.motion_lib.durations[0]
+    return task.motion_lib.get_state(ids, times)
+
+
+def sim_from_ref(ref):
+    """A simulated state equal to the reference: body poses, root velocities, DOF and COM
+    velocities (other bodies' velocities do not enter the reward)."""
+    n, b = ref.body_pos.shape[:2]
+    body_state = torch.zeros(n, b, 13)
+    body_state[..., 0:3] = ref.body_pos
+    body_state[..., 3:7] = ref.body_rot
+    body_state[:, 0, 7:10] = ref.root_vel
+    body_state[:, 0, 10:13] = ref.root_ang_vel
+    return body_state, ref.dof_vel.clone(), ref.com_vel.clone()
+
+
+def reward(task, ref, body_state, dof_vel, com_vel):
+    return compute_deepmimic_reward(
+        body_state=body_state, dof_vel=dof_vel, com_vel=com_vel, ref_body_pos=ref.body_pos,
+        ref_body_rot=ref.body_rot, ref_root_vel=ref.root_vel, ref_root_ang_vel=ref.root_ang_vel,
+        ref_dof_vel=ref.dof_vel, ref_com_vel=ref.com_vel, body_parents=task.body_parents,
+        body_weights=task.body_weights, dof_weights=task.dof_weights, end_effector_mask=task.end_effector_mask,
+        term_weights=task.reward_weights, term_scales=task.reward_scales, root_err_coeffs=task.root_err_coeffs,
+        com_vel_coeff=task.com_vel_coeff)
+
+
+def rotate_world_z(quat_wxyz, angle):
+    """Pre-multiply wxyz quaternions by a rotation about world z (scipy)."""
+    rot = Rotation.from_rotvec(np.outer(angle, [0.0, 0.0, 1.0]))
+    q = quat_wxyz.double().numpy()
+    out = (rot * Rotation.from_quat(q[:, [1, 2, 3, 0]])).as_quat()[:, [3, 0, 1, 2]]
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def test_reward_is_one_when_state_equals_reference(task, reward_cfg):
+    assert sum(reward_cfg[t + "_w"] for t in TERMS) == pytest.approx(1.0)
+    ref = reference(task, 32)
+    rew, terms = reward(task, ref, *sim_from_ref(ref))
+    np.testing.assert_allclose(rew.numpy(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(terms.numpy(), 1.0, atol=1e-6)
+
+
+MAGNITUDES = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]
+
+
+def perturbed(task, kind, magnitudes):
+    """One env per magnitude, all at the same reference time; the perturbation of ``kind``
+    grows with the magnitude and (by construction) touches one reward term only."""
+    n = len(magnitudes)
+    one = reference(task, 1, seed=3)
+    ref = type(one)(*[v.expand((n,) + v.shape[1:]).clone() for v in one])
+    body_state, dof_vel, com_vel = sim_from_ref(ref)
+    m = torch.tensor(magnitudes, dtype=torch.float32)
+    bodies = task.engine.body_names
+    if kind == "pose":  # turn the right ankle (a leaf) about world z by m rad
+        b = bodies.index("right_ankle")
+        body_state[:, b, 3:7] = rotate_world_z(body_state[:, b, 3:7], m.numpy())
+    elif kind == "vel":  # right knee hinge speed off by 10 m rad/s
+        dof_vel[:, task.engine.dof_names.index("right_knee")] += 10.0 * m
+    elif kind == "end_eff":  # right foot raised by m/4 m
+        body_state[:, bodies.index("right_ankle"), 2] += 0.25 * m
+    elif kind == "root":  # whole character shifted sideways by m/2 m
+        body_state[:, :, 1] += 0.5 * m.unsqueeze(1)
+    elif kind == "com":  # centre of mass velocity off by m m/s along x and y
+        com_vel[:, 0:2] += m.unsqueeze(1)
+    return ref, body_state, dof_vel, com_vel, m
+
+
+@pytest.mark.parametrize("kind", TERMS)
+def test_each_term_decreases_monotonically_with_its_error(task, kind):
+    ref, body_state, dof_vel, com_vel, _ = perturbed(task, kind, MAGNITUDES)
+    rew, terms = reward(task, ref, body_state, dof_vel, com_vel)
+    col = TERMS.index(kind)
+    term = terms[:, col].numpy()
+    assert term[0] == pytest.approx(1.0, abs=1e-6)
+    assert np.all(np.diff(term) < 0), term
+    assert term[-1] < 0.9
+    others = np.delete(terms.numpy(), col, axis=1)
+    np.testing.assert_allclose(others, 1.0, atol=1e-5)
+    assert np.all(np.diff(rew.numpy()) < 0)
+
+
+def test_reward_matches_deepmimic_formula_by_hand(task, reward_cfg, diff_weights):
+    """All five perturbations at once; the errors computed here from DeepMimic's definitions."""
+    w = {t: reward_cfg[t + "_w"] for t in TERMS}
+    s = {t: reward_cfg[t + "_scale"] for t in TERMS}
+    c_pos = reward_cfg["root_err_coeffs"][0]
+    c_com = reward_cfg["com_vel_coeff"]
+    mags = [0.0, 0.3, 0.7]
+    for kind in TERMS:
+        ref, body_state, dof_vel, com_vel, m = perturbed(task, kind, mags)
+        rew, _ = reward(task, ref, body_state, dof_vel, com_vel)
+        m = np.array(mags)
+        err = {t: np.zeros(len(mags)) for t in TERMS}
+        if kind == "pose":
+            err["pose"] = diff_weights["right_ankle"] * m ** 2
+        elif kind == "vel":
+            err["vel"] = diff_weights["right_knee"] * (10.0 * m) ** 2
+        elif kind == "end_eff":
+            err["end_eff"] = (0.25 * m) ** 2
+        elif kind == "root":
+            err["root"] = c_pos * (0.5 * m) ** 2
+        elif kind == "com":
+            err["com"] = c_com * 2 * m ** 2
+        expected = sum(w[t] * np.exp(-s[t] * err[t]) for t in TERMS)
+        np.testing.assert_allclose(rew.numpy(), expected, atol=2e-6, err_msg=kind)
+    # lifting the whole character by h: the end effectors' heights above the ground (not above
+    # the root) are compared, so all four end effectors are off by h, and so is the root
+    ref, body_state, dof_vel, com_vel, _ = perturbed(task, "root", [0.0, 0.0])
+    h = np.array([0.0, 0.1])
+    body_state[:, :, 2] += torch.tensor(h, dtype=torch.float32).unsqueeze(1)
+    rew, _ = reward(task, ref, body_state, dof_vel, com_vel)
+    num_end_effectors = 4  # both ankles and both wrists
+    expected = (1.0 - w["end_eff"] - w["root"] + w["end_eff"] * np.exp(-s["end_eff"] * num_end_effectors * h ** 2)
+                + w["root"] * np.exp(-s["root"] * c_pos * h ** 2))
+    np.testing.assert_allclose(rew.numpy(), expected, atol=2e-6)
+    # root spinning faster than the reference by 2 rad/s: velocity error w_root * 4, root error
+    # root_err_coeffs[3] * 4 (DeepMimic counts the root's angular velocity in both)
+    ref, body_state, dof_vel, com_vel, _ = perturbed(task, "root", [0.0])
+    body_state[:, 0, 12] += 2.0
+    rew, _ = reward(task, ref, body_state, dof_vel, com_vel)
+    expected = (1.0 - w["vel"] - w["root"] + w["vel"] * np.exp(-s["vel"] * diff_weights["root"] * 4.0)
+                + w["root"] * np.exp(-s["root"] * reward_cfg["root_err_coeffs"][3] * 4.0))
+    np.testing.assert_allclose(rew.numpy(), expected, atol=2e-6)
+    # DeepMimic's numbers, spelled out for the root: a 0.35 m offset costs 0.2 * (1 - exp(-5 * 0.35^2))
+    assert w["root"] == 0.2 and s["root"] == 5.0
+    ref, body_state, dof_vel, com_vel, _ = perturbed(task, "root", [0.7])
+    rew, terms = reward(task, ref, body_state, dof_vel, com_vel)
+    assert terms[0, 3].item() == pytest.approx(math.exp(-5.0 * 0.35 ** 2), abs=1e-6)
+    assert rew.item() == pytest.approx(1.0 - 0.2 * (1.0 - math.exp(-5.0 * 0.35 ** 2)), abs=1e-6)
+
+
+def test_turning_the_character_costs_root_rotation_only(task, reward_cfg, diff_weights):
+    """Turning the whole simulated character by a about the vertical through its root: the
+    end-effector offsets (each in its character's heading frame) still match; DeepMimic's pose
+    error counts the root's world rotation with the root's weight, the root error with
+    root_err_coeffs[1]: pose = exp(-2 w_root a^2), root = exp(-5 * 0.1 a^2)."""
+    ref = reference(task, 4, seed=5)
+    body_state, dof_vel, com_vel = sim_from_ref(ref)
+    angle = np.array([0.0, 0.5, 1.0, 2.0])
+    rot = Rotation.from_rotvec(np.outer(angle, [0.0, 0.0, 1.0]))
+    root = body_state[:, 0:1, 0:3]
+    rel = (body_state[..., 0:3] - root).double().numpy()
+    turned = np.stack([rot[i].apply(rel[i]) for i in range(4)])
+    body_state[..., 0:3] = torch.tensor(turned, dtype=torch.float32) + root
+    for b in range(body_state.shape[1]):
+        body_state[:, b, 3:7] = rotate_world_z(body_state[:, b, 3:7], angle)
+    _, terms = reward(task, ref, body_state, dof_vel, com_vel)
+    np.testing.assert_allclose(terms[:, [1, 2, 4]].numpy(), 1.0, atol=1e-5)  # vel, end effectors, com
+    pose = np.exp(-reward_cfg["pose_scale"] * diff_weights["root"] * angle ** 2)
+    root = np.exp(-reward_cfg["root_scale"] * reward_cfg["root_err_coeffs"][1] * angle ** 2)
+    np.testing.assert_allclose(terms[:, 0].numpy(), pose, atol=1e-5)
+    np.testing.assert_allclose(terms[:, 3].numpy(), root, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# (b) observations, spaces, step
+# ------------------------------------------------------------------------------------------
+
+def test_observation_layout_and_spaces(task):
+    b, k = task.engine.num_bodies, len(task.target_frames)
+    assert (b, k) == (15, 2)
+    # documented layout: height | positions of bodies 1.. | tan-norm | lin vel | ang vel | phase | targets
+    expected = 1 + (b - 1) * 3 + b * 6 + b * 3 + b * 3 + 1 + k * (b * 3 + b * 6)
+    assert task.num_obs == expected == 494
+    assert task.observation_space.shape == (expected,) == tuple(task.obs_buf.shape[1:])
+    assert task.action_space.shape == (28,)
+    assert np.all(task.action_space.low == -1.0) and np.all(task.action_space.high == 1.0)
+    obs = task.reset()["obs"]
+    assert obs.shape == (NUM_ENVS, expected) and torch.isfinite(obs).all()
+    body = task.engine.body_state()
+    np.testing.assert_allclose(obs[:, 0].numpy(), body[:, 0, 2].numpy(), atol=1e-6)
+    # body 1 relative to the root, turned by minus the root's yaw (scipy)
+    q = body[:, 0, 3:7].double().numpy()
+    fwd = Rotation.from_quat(q[:, [1, 2, 3, 0]]).apply([1.0, 0.0, 0.0])
+    yaw = np.arctan2(fwd[:, 1], fwd[:, 0])
+    rel = (body[:, 1, 0:3] - body[:, 0, 0:3]).double().numpy()
+    local = Rotation.from_rotvec(np.outer(-yaw, [0.0, 0.0, 1.0])).apply(rel)
+    np.testing.assert_allclose(obs[:, 1:4].numpy(), local, atol=1e-5)
+    # phase: time in the clip over its duration
+    phase_at = 1 + (b - 1) * 3 + b * 12
+    expected_phase = (task.motion_times / task.motion_lib.durations[task.motion_ids]).numpy()
+    np.testing.assert_allclose(obs[:, phase_at].numpy(), expected_phase, atol=1e-5)
+
+
+def test_observations_invariant_to_heading_and_ground_position(task):
+    """Turning and moving the whole scene (simulation and reference) about the vertical leaves the
+    observations unchanged; turning only the character does not."""
+    n = 4
+    body = task.engine.body_state()[:n].clone()
+    ref = reference(task, n * 2, seed=1)
+    ref_pos = ref.body_pos.view(n, 2, -1, 3).clone()
+    ref_rot = ref.body_rot.view(n, 2, -1, 4).clone()
+    phase = torch.rand(n, 1)
+    base = compute_deepmimic_observations(body, ref_pos, ref_rot, phase)
+    angle = 1.234
+    rot = Rotation.from_rotvec([0.0, 0.0, angle])
+    shift = torch.tensor([3.0, -2.0, 0.0])
+
+    def turn_vec(v):
+        shape = v.shape
+        return torch.tensor(rot.apply(v.reshape(-1, 3).double().numpy()), dtype=torch.float32).view(shape)
+
+    def turn_quat(q):
+        shape = q.shape
+        return rotate_world_z(q.reshape(-1, 4), np.full(q.numel() // 4, angle)).view(shape)
+
+    moved = body.clone()
+    moved[..., 0:3] = turn_vec(body[..., 0:3]) + shift
+    moved[..., 3:7] = turn_quat(body[..., 3:7])
+    moved[..., 7:10] = turn_vec(body[..., 7:10])
+    moved[..., 10:13] = turn_vec(body[..., 10:13])
+    out = compute_deepmimic_observations(moved, turn_vec(ref_pos) + shift, turn_quat(ref_rot), phase)
+    np.testing.assert_allclose(out.numpy(), base.numpy(), atol=2e-5)
+    out = compute_deepmimic_observations(moved, ref_pos, ref_rot, phase)
+    assert (out - base).abs().max().item() > 0.1
+
+
+def test_step_contract(task):
+    task.reset()
+    actions = torch.zeros(NUM_ENVS, task.num_actions)
+    result = task.step(actions)
+    assert isinstance(result, tuple) and len(result) == 4
+    obs, rew, done, extras = result
+    assert set(obs) == {"obs"} and obs["obs"].shape == (NUM_ENVS, task.num_obs)
+    assert torch.isfinite(obs["obs"]).all()
+    assert rew.shape == (NUM_ENVS,) and torch.isfinite(rew).all()
+    assert ((rew >= 0) & (rew <= 1.0 + 1e-6)).all()
+    assert done.shape == (NUM_ENVS,)
+    assert extras["time_outs"].shape == (NUM_ENVS,)
+    for key in ("episode", "terminated", "sim_failures"):
+        assert key in extras
+    # actions outside [-1, 1] are clipped, not an error
+    obs, rew, _, _ = task.step(torch.full((NUM_ENVS, task.num_actions), 5.0))
+    assert torch.isfinite(obs["obs"]).all() and torch.isfinite(rew).all()
+
+
+# ------------------------------------------------------------------------------------------
+# (c) blown-up simulation, (d) termination and time-out
+# ------------------------------------------------------------------------------------------
+
+def place_at(task, times):
+    """Set every env's clip time and put its character in the reference state of that time."""
+    task.motion_times[:] = times
+    ref = task.motion_lib.get_state(task.motion_ids, task.motion_times)
+    task.engine.set_state(None, ref.root_pos, ref.root_rot, ref.root_vel, ref.root_ang_vel, ref.dof_pos,
+                          ref.dof_vel)
+
+
+def hold_actions(task):
+    """Actions whose PD targets are each env's current reference pose."""
+    ref = task.motion_lib.get_state(task.motion_ids, task.motion_times)
+    return (ref.dof_pos / task.action_scale).clamp(-1.0, 1.0)
+
+
+def test_nan_in_one_env_resets_only_that_env():
+    task = make_task("task.env.enable_early_termination=False")
+    task.reset()
+    for _ in range(3):
+        task.step(hold_actions(task))
+    assert int(task.extras["sim_failures"]) == 0
+    before = task.progress_buf.clone()
+    engine = task.engine
+    engine._state[3, engine._qvel_at:engine._qvel_at + engine.model.nv] = np.nan  # a blown-up simulation
+    obs, rew, done, extras = task.step(hold_actions(task))
+    assert int(extras["sim_failures"]) == 1
+    assert done[3].item() == 1 and task.progress_buf[3].item() == 0
+    others = [i for i in range(NUM_ENVS) if i != 3]
+    assert (done[others] == 0).all()
+    assert (task.progress_buf[others] == before[others] + 1).all()
+    assert torch.isfinite(obs["obs"]).all() and torch.isfinite(rew).all()
+    assert rew[3].item() == 0.0 and extras["time_outs"][3].item() == 0
+    # the episode statistics the logger averages stay finite too
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in extras["episode"].values()), extras["episode"]
+    assert torch.isfinite(engine.body_state()).all() and torch.isfinite(engine.dof_state()).all()
+    # and the env goes on normally
+    obs, rew, done, extras = task.step(hold_actions(task))
+    assert int(extras["sim_failures"]) == 1 and torch.isfinite(rew).all() and rew[3].item() > 0
+
+
+def lay_down(task, env):
+    """Put env's character on the ground, straight and pitched 90 degrees: the root 0.11 m up,
+    where the chest (a 0.11 m sphere) touches the floor."""
+    ids = torch.tensor([env])
+    rot = torch.tensor([[math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0]])
+    pos = task.engine.root_state()[ids, 0:3].clone()
+    pos[:, 2] = 0.11
+    zeros = torch.zeros(1, 3)
+    task.engine.set_state(ids, pos, rot, zeros, zeros, torch.zeros(1, 28), torch.zeros(1, 28))
+
+
+@pytest.mark.parametrize("early_termination", [True, False])
+def test_character_on_the_ground_terminates(early_termination):
+    # termination_distance out of reach: only the ground contact can end the episode
+    task = make_task("task.env.enable_early_termination={}".format(early_termination),
+                     "task.env.termination_distance=100.0")
+    task.reset()
+    task.step(hold_actions(task))
+    before = task.progress_buf.clone()
+    lay_down(task, 2)
+    actions = hold_actions(task)
+    actions[2] = 0.0  # keep lying straight
+    obs, rew, done, extras = task.step(actions)
+    fell = task.engine.contact_forces()  # after the reset: env 2 is standing again
+    if early_termination:
+        assert bool(extras["terminated"][2]) and done[2].item() == 1
+        assert extras["time_outs"][2].item() == 0 and rew[2].item() == 0.0
+        assert task.progress_buf[2].item() == 0
+        assert task.engine.root_state()[2, 2].item() > 0.5  # reset to the reference, upright
+    else:
+        assert not bool(extras["terminated"][2]) and done[2].item() == 0
+        assert task.progress_buf[2].item() == before[2].item() + 1
+        assert task.engine.root_state()[2, 2].item() < 0.4
+        assert task.engine.contact_forces()[2, task.engine.body_names.index("chest")].norm().item() > 1.0
+    others = [i for i in range(NUM_ENVS) if i != 2]
+    assert not extras["terminated"][others].any() and (done[others] == 0).all()
+    assert torch.isfinite(obs["obs"]).all() and torch.isfinite(fell).all()
+
+
+def test_drifting_from_the_reference_terminates():
+    task = make_task()
+    task.reset()
+    task.step(hold_actions(task))
+    root = task.engine.root_state()[5:6].clone()
+    dof = task.engine.dof_state()[5:6].clone()
+    root[:, 0] += 2.0  # 2 m from the reference, more than termination_distance (1 m)
+    task.engine.set_state(torch.tensor([5]), root[:, 0:3], root[:, 3:7], root[:, 7:10], root[:, 10:13],
+                          dof[..., 0], dof[..., 1])
+    _, rew, done, extras = task.step(hold_actions(task))
+    assert bool(extras["terminated"][5]) and done[5].item() == 1 and rew[5].item() == 0.0
+    assert done.sum().item() == 1
+
+
+def test_time_out_after_episode_length():
+    task = make_task()
+    cfg_env = make_cfg().task.env
+    assert task.max_episode_length == round(cfg_env.episode_length_s * cfg_env.control_freq_hz) == 300
+    task.reset()
+    # env 1 is about to take its last step, env 6 the one before its last
+    task.progress_buf[1] = task.max_episode_length - 1
+    task.progress_buf[6] = task.max_episode_length - 2
+    _, _, done, extras = task.step(hold_actions(task))
+    assert extras["time_outs"][1].item() == 1 and done[1].item() == 1
+    assert not bool(extras["terminated"][1])
+    assert task.progress_buf[1].item() == 0
+    assert extras["time_outs"][6].item() == 0 and done[6].item() == 0
+    assert task.progress_buf[6].item() == task.max_episode_length - 1
+    _, _, done, extras = task.step(hold_actions(task))
+    assert extras["time_outs"][6].item() == 1 and done[6].item() == 1
+    assert extras["time_outs"].sum().item() == 1
+
+
+def test_end_of_non_looping_clip_is_terminal_not_time_out():
+    task = make_task("task.env.motion_file=motions/humanoid3d_kick.txt")
+    task.reset()
+    duration = float(task.motion_lib.durations[0])
+    times = torch.full((NUM_ENVS,), 0.5)
+    times[4] = duration - 0.5 * task.dt  # one step from the end
+    times[5] = duration - 1.5 * task.dt  # two steps from the end
+    place_at(task, times)
+    _, _, done, extras = task.step(hold_actions(task))
+    assert done[4].item() == 1 and extras["time_outs"][4].item() == 0
+    assert not bool(extras["terminated"][4])
+    assert done.sum().item() == 1
+    _, _, done, extras = task.step(hold_actions(task))
+    assert done[5].item() == 1 and extras["time_outs"][5].item() == 0
+
+
+# ------------------------------------------------------------------------------------------
+# (e) configuration errors
+# ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def bad_width_clip(tmp_path):
+    with open(os.path.join(REPO_ROOT, "motions", "humanoid3d_walk.txt")) as f:
+        clip = json.load(f)
+    assert len(clip["Frames"][0]) == 44
+    clip["Frames"] = [frame[:43] for frame in clip["Frames"]]
+    path = tmp_path / "short_frames.txt"
+    path.write_text(json.dumps(clip))
+    return str(path)
+
+
+def test_config_errors_fail_early_with_one_message(tmp_path, bad_width_clip):
+    cases = [
+        (["sim_engine=warp_drive"], "unknown sim_engine 'warp_drive'"),
+        (["num_envs=0"], "num_envs must be positive, got 0"),
+        (["task.env.motion_file=motions/humanoid3d_nope.txt"], "humanoid3d_nope.txt does not exist"),
+        (["task.env.motion_file={}".format(bad_width_clip)], "short_frames.txt: frame 0: has 43 numbers"),
+    ]
+    for overrides, message in cases:
+        with initialize_config_dir(config_dir=CFG_DIR, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=["num_envs=8"] + overrides)
+        with pytest.raises(SystemExit) as info:
+            train.check_config(cfg)
+        assert message in str(info.value.code), (overrides, info.value.code)
+        assert "\n" not in str(info.value.code)
+
+
+def test_task_constructor_rejects_bad_configuration(bad_width_clip):
+    with pytest.raises(ValueError, match="unknown sim_engine 'warp_drive'"):
+        make_task("sim_engine=warp_drive")
+    with pytest.raises(ValueError, match="num_envs must be positive, got 0"):
+        make_task("num_envs=0")
+    with pytest.raises(FileNotFoundError, match="humanoid3d_nope.txt does not exist"):
+        make_task("task.env.motion_file=motions/humanoid3d_nope.txt")
+    with pytest.raises(DataFormatError, match=r"short_frames.txt: frame 0: has 43 numbers, .* needs 44"):
+        make_task("task.env.motion_file={}".format(bad_width_clip))

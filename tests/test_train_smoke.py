@@ -1,0 +1,88 @@
+"""train.py end to end (subprocesses, as a user runs it): a short training run writes its
+checkpoint and config, the checkpoint plays, and checkpoint mistakes fail with one clear message."""
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+import torch
+import yaml
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_OBS = 494  # 1 + 14*3 + 15*6 + 15*3 + 15*3 + 1 + 2 * (15*3 + 15*6): target_frames [1, 2]
+NUM_OBS_ONE_TARGET = 359  # the same with target_frames [1]
+NUM_ACTIONS = 28
+
+
+def run_train(*args, timeout=120):
+    return subprocess.run([sys.executable, "train.py", "headless=True"] + list(args), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def output(proc):
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def trained():
+    experiment = "pytest_smoke_{}_{}".format(os.getpid(), uuid.uuid4().hex[:8])
+    run_dir = os.path.join(REPO_ROOT, "runs", experiment)
+    try:
+        proc = run_train("task=HumanoidDeepMimic", "max_iterations=6", "num_envs=16",
+                         "experiment={}".format(experiment))
+        yield proc, run_dir
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_training_writes_checkpoint_and_config(trained):
+    proc, run_dir = trained
+    assert proc.returncode == 0, output(proc)[-3000:]
+    checkpoint = os.path.join(run_dir, "nn", "HumanoidDeepMimic.pth")
+    assert os.path.isfile(checkpoint)
+    with open(os.path.join(run_dir, "config.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    assert cfg["task"]["env"]["num_envs"] == 16
+    assert cfg["train"]["params"]["config"]["max_epochs"] == 6
+    assert cfg["sim_engine"] in ("auto", "mujoco")
+    model = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    assert model["running_mean_std.running_mean"].shape == (NUM_OBS,)
+    assert model["a2c_network.mu.weight"].shape[0] == NUM_ACTIONS
+    assert all(torch.isfinite(v).all() for v in model.values() if torch.is_tensor(v) and v.is_floating_point())
+
+
+def test_checkpoint_plays(trained):
+    _, run_dir = trained
+    checkpoint = os.path.join(run_dir, "nn", "HumanoidDeepMimic.pth")
+    if not os.path.isfile(checkpoint):
+        pytest.fail("training wrote no checkpoint")
+    proc = run_train("task=HumanoidDeepMimic", "test=True", "checkpoint={}".format(checkpoint), "num_envs=2",
+                     "num_test_games=2")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert "av reward" in output(proc)
+
+
+def test_checkpoint_with_other_network_sizes_fails_naming_both(trained):
+    _, run_dir = trained
+    checkpoint = os.path.join(run_dir, "nn", "HumanoidDeepMimic.pth")
+    if not os.path.isfile(checkpoint):
+        pytest.fail("training wrote no checkpoint")
+    proc = run_train("task=HumanoidDeepMimic", "test=True", "checkpoint={}".format(checkpoint), "num_envs=2",
+                     "num_test_games=1", "task.env.obs.target_frames=[1]")
+    assert proc.returncode != 0
+    text = output(proc)
+    assert "{} observations".format(NUM_OBS) in text and "has {}".format(NUM_OBS_ONE_TARGET) in text, text[-3000:]
+    assert "Traceback" not in text
+
+
+def test_missing_checkpoint_fails_clearly(tmp_path):
+    missing = str(tmp_path / "nope.pth")
+    proc = run_train("test=True", "checkpoint={}".format(missing), "num_envs=2")
+    assert proc.returncode != 0
+    assert "checkpoint {} does not exist".format(missing) in output(proc)
+    assert "Traceback" not in output(proc)
+    proc = run_train("test=True", "num_envs=2")
+    assert proc.returncode != 0
+    assert "test=True needs checkpoint=" in output(proc)
