@@ -134,19 +134,23 @@ class HumanoidDeepMimic(VecTask):
         else:
             ref_pos = torch.zeros(n, 0, b, 3, device=self.engine.device)
             ref_rot = torch.zeros(n, 0, b, 4, device=self.engine.device)
-        phase = self.motion_lib.get_state(self.motion_ids, self.motion_times).phase.unsqueeze(-1)
+        phase = self.motion_lib.phase(self.motion_ids, self.motion_times).unsqueeze(-1)
         if not self.obs_phase:
             phase = phase[:, :0]
         return compute_deepmimic_observations(self.engine.body_state(), ref_pos, ref_rot, phase)
 
     def reset_idx(self, env_ids: torch.Tensor) -> None:
+        """Reference state initialisation: each env restarts at a random time of a sampled clip.
+        The reference is queried for all envs so its shapes never change (see rotations.py)."""
         if env_ids.numel() == 0:
             return
-        self.motion_ids[env_ids] = self.motion_lib.sample_motions(env_ids.numel())
-        self.motion_times[env_ids] = self.motion_lib.sample_times(self.motion_ids[env_ids])
-        ref = self.motion_lib.get_state(self.motion_ids[env_ids], self.motion_times[env_ids])
-        self.engine.set_state(env_ids, ref.root_pos, ref.root_rot, ref.root_vel, ref.root_ang_vel,
-                              ref.dof_pos, ref.dof_vel)
+        chosen = torch.zeros(self.num_envs, dtype=torch.bool, device=self.engine.device)
+        chosen[env_ids] = True
+        self.motion_ids[:] = torch.where(chosen, self.motion_lib.sample_motions(self.num_envs), self.motion_ids)
+        self.motion_times[:] = torch.where(chosen, self.motion_lib.sample_times(self.motion_ids), self.motion_times)
+        ref = self.motion_lib.get_state(self.motion_ids, self.motion_times)
+        self.engine.set_state(env_ids, ref.root_pos[env_ids], ref.root_rot[env_ids], ref.root_vel[env_ids],
+                              ref.root_ang_vel[env_ids], ref.dof_pos[env_ids], ref.dof_vel[env_ids])
         if hasattr(self, "progress_buf"):
             self.progress_buf[env_ids] = 0
             for buf in self.episode_sums.values():

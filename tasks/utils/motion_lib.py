@@ -126,14 +126,21 @@ class MotionLib:
     def sample_times(self, motion_ids: torch.Tensor) -> torch.Tensor:
         return torch.rand(motion_ids.shape, device=self.device) * self.durations[motion_ids]
 
-    def get_state(self, motion_ids: torch.Tensor, times: torch.Tensor) -> MotionState:
-        """Reference state of clip ``motion_ids[i]`` at time ``times[i]`` (seconds from its start)."""
+    def phase(self, motion_ids: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Time into the clip over its duration, in [0, 1] (DeepMimic's phase variable)."""
+        return self._local_time(motion_ids, times)[1] / self.durations[motion_ids]
+
+    def _local_time(self, motion_ids: torch.Tensor, times: torch.Tensor):
+        """Completed cycles (looping clips) and the time within the clip."""
         duration = self.durations[motion_ids]
         loop = self.loops[motion_ids]
         cycles = torch.where(loop, torch.floor(times / duration), torch.zeros_like(times))
         local_t = torch.where(loop, times - cycles * duration, times.clamp(min=0.0))
-        local_t = torch.minimum(local_t, duration)
+        return cycles, torch.minimum(local_t, duration)
 
+    def get_state(self, motion_ids: torch.Tensor, times: torch.Tensor) -> MotionState:
+        """Reference state of clip ``motion_ids[i]`` at time ``times[i]`` (seconds from its start)."""
+        cycles, local_t = self._local_time(motion_ids, times)
         start = self._frame_start[motion_ids]
         last_pair = start + self._frame_count[motion_ids] - 2
         key = local_t + self._clip_time_offset[motion_ids]
@@ -158,5 +165,5 @@ class MotionLib:
             body_pos=lerp(self._body_pos) + offset.unsqueeze(1),
             body_rot=quat_slerp(self._body_rot[f0], self._body_rot[f1], blend_bodies),
             com_vel=lerp(self._com_vel),
-            phase=local_t / duration,
+            phase=local_t / self.durations[motion_ids],
         )

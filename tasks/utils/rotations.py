@@ -1,12 +1,16 @@
-"""Quaternion and frame math on batched torch tensors, TorchScript-compiled.
+"""Quaternion and frame math on batched torch tensors.
 
 One convention project-wide: quaternions are ``(w, x, y, z)``, last dimension 4; vectors last
 dimension 3; world frame Z-up. Engines convert to this at the seam. No simulator imports here.
+
+The functions are TorchScript-compatible but not scripted themselves: TorchScript compiles them
+into the task's scripted kernels, which always see the same shapes, while eager callers (the
+motion library, engines, resets of a varying number of envs) avoid TorchScript's re-profiling
+and recompiling on every new shape.
 """
 import torch
 
 
-@torch.jit.script
 def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Hamilton product ``a * b`` (apply ``b`` first, then ``a``)."""
     aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
@@ -19,17 +23,14 @@ def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ], dim=-1)
 
 
-@torch.jit.script
 def quat_conjugate(q: torch.Tensor) -> torch.Tensor:
     return torch.cat([q[..., :1], -q[..., 1:]], dim=-1)
 
 
-@torch.jit.script
 def quat_normalize(q: torch.Tensor) -> torch.Tensor:
     return q / q.norm(p=2, dim=-1, keepdim=True).clamp_min(1e-9)
 
 
-@torch.jit.script
 def quat_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Rotate vectors ``v`` by unit quaternions ``q``."""
     w = q[..., :1]
@@ -38,31 +39,26 @@ def quat_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return v + w * t + torch.cross(u, t, dim=-1)
 
 
-@torch.jit.script
 def quat_rotate_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return quat_rotate(quat_conjugate(q), v)
 
 
-@torch.jit.script
 def quat_from_axis_angle(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """``axis`` [..., 3] unit, ``angle`` [...] radians."""
     half = 0.5 * angle.unsqueeze(-1)
     return torch.cat([torch.cos(half), torch.sin(half) * axis], dim=-1)
 
 
-@torch.jit.script
 def quat_angle(q: torch.Tensor) -> torch.Tensor:
     """Rotation angle of unit quaternions, in [0, pi]."""
     return 2.0 * torch.atan2(q[..., 1:].norm(p=2, dim=-1), q[..., 0].abs())
 
 
-@torch.jit.script
 def quat_diff_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Angle of the rotation taking ``b`` to ``a`` (DeepMimic's QuatDiffTheta)."""
     return quat_angle(quat_mul(a, quat_conjugate(b)))
 
 
-@torch.jit.script
 def quat_to_rotvec(q: torch.Tensor) -> torch.Tensor:
     """Axis times angle, angle in [0, pi] (the quaternion's sign does not matter)."""
     q = torch.where(q[..., :1] < 0, -q, q)
@@ -72,7 +68,6 @@ def quat_to_rotvec(q: torch.Tensor) -> torch.Tensor:
     return q[..., 1:] * scale
 
 
-@torch.jit.script
 def quat_slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Shortest-path spherical interpolation; ``t`` broadcasts as [..., 1]."""
     cos = (a * b).sum(dim=-1, keepdim=True)
@@ -86,7 +81,6 @@ def quat_slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tenso
     return quat_normalize(wa * a + wb * b)
 
 
-@torch.jit.script
 def heading_angle(q: torch.Tensor) -> torch.Tensor:
     """Yaw of the body's x axis about world z."""
     x_axis = torch.zeros(q.shape[:-1] + (3,), dtype=q.dtype, device=q.device)
@@ -95,7 +89,6 @@ def heading_angle(q: torch.Tensor) -> torch.Tensor:
     return torch.atan2(fwd[..., 1], fwd[..., 0])
 
 
-@torch.jit.script
 def heading_quat_inv(q: torch.Tensor) -> torch.Tensor:
     """Rotation that removes the heading: maps world vectors into the heading frame."""
     z_axis = torch.zeros(q.shape[:-1] + (3,), dtype=q.dtype, device=q.device)
@@ -103,7 +96,6 @@ def heading_quat_inv(q: torch.Tensor) -> torch.Tensor:
     return quat_from_axis_angle(z_axis, -heading_angle(q))
 
 
-@torch.jit.script
 def quat_to_tan_norm(q: torch.Tensor) -> torch.Tensor:
     """Continuous 6-D rotation encoding: the rotated x (tangent) and z (normal) axes."""
     ref = torch.zeros(q.shape[:-1] + (3,), dtype=q.dtype, device=q.device)
