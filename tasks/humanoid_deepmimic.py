@@ -81,7 +81,7 @@ class HumanoidDeepMimic(VecTask):
         self.motion_ids = torch.zeros(n, dtype=torch.long, device=device)
         self.motion_times = torch.zeros(n, device=device)
         self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
-        self.reset_idx(torch.arange(n, device=device))
+        self.target_frame_offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=device) * self.dt
 
     def _build_character_tables(self, skeleton, env) -> None:
         """Per-body and per-DOF constants of the reward and observations, in engine order."""
@@ -124,8 +124,7 @@ class HumanoidDeepMimic(VecTask):
 
     def compute_observations(self) -> torch.Tensor:
         ids = self.motion_ids.repeat(len(self.target_frames))
-        offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=self.engine.device)
-        times = (self.motion_times.unsqueeze(0) + offsets.unsqueeze(1) * self.dt).reshape(-1)
+        times = (self.motion_times.unsqueeze(0) + self.target_frame_offsets.unsqueeze(1)).reshape(-1)
         n, k, b = self.num_envs, len(self.target_frames), self.engine.num_bodies
         if k:
             ref = self.motion_lib.get_state(ids, times)
@@ -140,21 +139,23 @@ class HumanoidDeepMimic(VecTask):
         return compute_deepmimic_observations(self.engine.body_state(), ref_pos, ref_rot, phase)
 
     def reset_idx(self, env_ids: torch.Tensor) -> None:
-        """Reference state initialisation: each env restarts at a random time of a sampled clip.
-        The reference is queried for all envs so its shapes never change (see rotations.py)."""
-        if env_ids.numel() == 0:
-            return
-        chosen = torch.zeros(self.num_envs, dtype=torch.bool, device=self.engine.device)
-        chosen[env_ids] = True
-        self.motion_ids[:] = torch.where(chosen, self.motion_lib.sample_motions(self.num_envs), self.motion_ids)
-        self.motion_times[:] = torch.where(chosen, self.motion_lib.sample_times(self.motion_ids), self.motion_times)
+        """Reset envs ``env_ids`` (IsaacGymEnvs' entry point)."""
+        chosen = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self._reset_envs(chosen.index_fill_(0, env_ids.to(self.device), True))
+
+    def _reset_envs(self, chosen: torch.Tensor) -> None:
+        """Reference state initialisation for the envs in the mask ``chosen``: each restarts at a
+        random time of a sampled clip. Works on all envs with masks, so shapes never change and
+        the host never waits for the device to learn which envs reset."""
+        self.motion_ids.copy_(torch.where(chosen, self.motion_lib.sample_motions(self.num_envs), self.motion_ids))
+        self.motion_times.copy_(torch.where(chosen, self.motion_lib.sample_times(self.motion_ids),
+                                            self.motion_times))
         ref = self.motion_lib.get_state(self.motion_ids, self.motion_times)
-        self.engine.set_state(env_ids, ref.root_pos[env_ids], ref.root_rot[env_ids], ref.root_vel[env_ids],
-                              ref.root_ang_vel[env_ids], ref.dof_pos[env_ids], ref.dof_vel[env_ids])
-        if hasattr(self, "progress_buf"):
-            self.progress_buf[env_ids] = 0
-            for buf in self.episode_sums.values():
-                buf[env_ids] = 0.0
+        self.engine.set_state(chosen, ref.root_pos, ref.root_rot, ref.root_vel, ref.root_ang_vel, ref.dof_pos,
+                              ref.dof_vel)
+        self.progress_buf.masked_fill_(chosen, 0)
+        for buf in self.episode_sums.values():
+            buf.masked_fill_(chosen, 0.0)
 
     def pre_physics_step(self, actions: torch.Tensor) -> None:
         self.actions[:] = actions
@@ -194,7 +195,7 @@ class HumanoidDeepMimic(VecTask):
         self.timeout_buf[:] = timed_out.long()
 
         self._record_episode_stats(terms, reset, failed, terminated)
-        self.reset_idx(reset.nonzero(as_tuple=False).flatten())
+        self._reset_envs(reset)
         self.obs_buf[:] = self.compute_observations()
 
     def _record_episode_stats(self, terms, reset, failed, terminated) -> None:

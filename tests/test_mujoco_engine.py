@@ -278,3 +278,23 @@ def test_pd_hold_check_fails_without_pd(lib):
     # no PD at all: the stance leg folds under the character's weight
     errors, _ = pd_hold(lib, ref.dof_pos, ref.dof_pos, zero_gains=True)
     assert errors[-1].item() > PD_FAIL_MIN
+
+
+def test_set_state_with_a_mask_equals_set_state_with_indices(lib):
+    """A bool mask with N rows resets exactly the masked envs, like the same envs by index."""
+    ids = torch.tensor([1, 3])
+    mask = torch.zeros(4, dtype=torch.bool)
+    mask[ids] = True
+    ref = ref_state(lib, [0.1, 0.3, 0.5, 0.7])
+    by_index = MujocoEngine(EngineConfig(MJCF, 4, 1.0 / 120.0, 4))
+    by_mask = MujocoEngine(EngineConfig(MJCF, 4, 1.0 / 120.0, 4))
+    try:
+        by_index.set_state(ids, ref.root_pos[ids], ref.root_rot[ids], ref.root_vel[ids], ref.root_ang_vel[ids],
+                           ref.dof_pos[ids], ref.dof_vel[ids])
+        by_mask.set_state(mask, ref.root_pos, ref.root_rot, ref.root_vel, ref.root_ang_vel, ref.dof_pos, ref.dof_vel)
+        assert torch.equal(by_index.body_state(), by_mask.body_state())
+        assert torch.equal(by_index.dof_state(), by_mask.dof_state())
+        assert not torch.allclose(by_mask.body_state()[0], by_mask.body_state()[1])
+    finally:
+        by_index.close()
+        by_mask.close()

@@ -175,6 +175,19 @@ def test_set_state_subset_leaves_other_envs(warp_engine, cfg):
     warp_engine.set_state(ids[:0], *(x[:0] for x in second))  # no envs: a no-op
 
 
+def test_set_state_with_a_mask_writes_only_masked_envs(warp_engine, cfg):
+    first = reference_state(warp_engine, seed=2, root_height=1.2)
+    warp_engine.set_state(None, *first)
+    before = warp_engine.body_state().clone()
+    mask = torch.zeros(NUM_ENVS, dtype=torch.bool, device=warp_engine.device)
+    mask[[1, 3]] = True
+    second = reference_state(warp_engine, seed=3, root_height=1.5)
+    warp_engine.set_state(mask, *second)
+    assert torch.equal(warp_engine.body_state()[[0, 2]], before[[0, 2]])
+    merged = tuple(torch.where(mask.cpu().view((-1,) + (1,) * (a.dim() - 1)), b, a) for a, b in zip(first, second))
+    assert_close_to_c_forward(warp_engine, merged, range(NUM_ENVS), cfg)
+
+
 def test_views_are_stable_buffers(warp_engine, cfg):
     warp_engine.set_state(None, *reference_state(warp_engine, seed=4, root_height=1.0))
     views = [warp_engine.body_state(), warp_engine.dof_state(), warp_engine.com_velocity(),

@@ -9,7 +9,7 @@ this class only; engine modules are imported lazily by ``tasks.engines.build_eng
 """
 import abc
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -46,10 +46,22 @@ class Engine(abc.ABC):
     def set_state(self, env_ids: Optional[torch.Tensor], root_pos: torch.Tensor, root_rot: torch.Tensor,
                   root_vel: torch.Tensor, root_ang_vel: torch.Tensor, dof_pos: torch.Tensor,
                   dof_vel: torch.Tensor) -> None:
-        """Teleport envs ``env_ids`` (None: all) and refresh their body states and contacts.
+        """Teleport envs and refresh their body states and contacts.
 
+        ``env_ids``: None (all envs), a 1-D long tensor of env indices with one state row per
+        index, or a bool mask [N] with N state rows of which the unmasked ones are ignored. A
+        mask lets a GPU engine reset envs without the host learning which (no synchronisation).
         Velocities are world-frame linear and angular velocities of the root body frame.
         """
+
+    @staticmethod
+    def indices_and_rows(env_ids: Optional[torch.Tensor],
+                         rows: Sequence[torch.Tensor]) -> Tuple[Optional[torch.Tensor], List[torch.Tensor]]:
+        """For engines that need indices: a mask becomes the indices it selects and their rows."""
+        if env_ids is not None and env_ids.dtype == torch.bool:
+            ids = env_ids.nonzero(as_tuple=False).flatten()
+            return ids, [r[ids] for r in rows]
+        return env_ids, list(rows)
 
     @abc.abstractmethod
     def set_pd_targets(self, targets: torch.Tensor) -> None:

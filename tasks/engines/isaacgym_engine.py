@@ -258,6 +258,8 @@ class IsaacGymEngine(Engine):
     def set_state(self, env_ids: Optional[torch.Tensor], root_pos: torch.Tensor, root_rot: torch.Tensor,
                   root_vel: torch.Tensor, root_ang_vel: torch.Tensor, dof_pos: torch.Tensor,
                   dof_vel: torch.Tensor) -> None:
+        env_ids, (root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel) = self.indices_and_rows(
+            env_ids, (root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel))
         ids = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids.to(self.device).long()
         if ids.numel() == 0:
             return

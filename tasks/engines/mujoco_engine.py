@@ -140,6 +140,8 @@ class MujocoEngine(Engine):
 
     def set_state(self, env_ids: Optional[torch.Tensor], root_pos, root_rot, root_vel, root_ang_vel,
                   dof_pos, dof_vel) -> None:
+        env_ids, (root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel) = self.indices_and_rows(
+            env_ids, (root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel))
         rows = np.arange(self.num_envs) if env_ids is None else env_ids.cpu().numpy()
         if rows.size == 0:
             return

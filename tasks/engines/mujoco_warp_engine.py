@@ -281,21 +281,29 @@ class MujocoWarpEngine(Engine):
 
     def set_state(self, env_ids: Optional[torch.Tensor], root_pos, root_rot, root_vel, root_ang_vel,
                   dof_pos, dof_vel) -> None:
-        if env_ids is None:
-            rows = slice(None)
-        else:
-            rows = env_ids.to(self.device, torch.long)
-            if rows.numel() == 0:
-                return
         dev, f32 = self.device, torch.float32
         root_rot = root_rot.to(dev, f32)
         dof_pos = dof_pos.to(dev, f32)
         # MuJoCo's free joint takes its angular velocity in the body frame.
         local_ang_vel = quat_rotate_inverse(root_rot, root_ang_vel.to(dev, f32))
-        self._qpos[rows] = torch.cat([root_pos.to(dev, f32), root_rot, dof_pos], dim=-1)
-        self._qvel[rows] = torch.cat([root_vel.to(dev, f32), local_ang_vel, dof_vel.to(dev, f32)], dim=-1)
-        self._ctrl[rows] = dof_pos
-        self._qacc_warmstart[rows] = 0.0  # a teleported world's last accelerations mean nothing
+        qpos = torch.cat([root_pos.to(dev, f32), root_rot, dof_pos], dim=-1)
+        qvel = torch.cat([root_vel.to(dev, f32), local_ang_vel, dof_vel.to(dev, f32)], dim=-1)
+        if env_ids is not None and env_ids.dtype == torch.bool:
+            # Masked write: the host never learns which envs reset.
+            chosen = env_ids.to(dev).unsqueeze(-1)
+            self._qpos.copy_(torch.where(chosen, qpos, self._qpos))
+            self._qvel.copy_(torch.where(chosen, qvel, self._qvel))
+            self._ctrl.copy_(torch.where(chosen, dof_pos, self._ctrl))
+            # a teleported world's last accelerations mean nothing
+            self._qacc_warmstart.masked_fill_(chosen, 0.0)
+        else:
+            rows = slice(None) if env_ids is None else env_ids.to(dev, torch.long)
+            if env_ids is not None and rows.numel() == 0:
+                return
+            self._qpos[rows] = qpos
+            self._qvel[rows] = qvel
+            self._ctrl[rows] = dof_pos
+            self._qacc_warmstart[rows] = 0.0
         # forward runs over every world; the others recompute the values they already hold.
         self._launch(self._forward_graph, self._forward_fn)
 

@@ -56,8 +56,8 @@ class MotionLib:
         hinges = hinge_joint_names(model)
         self.motion_files = list(motion_files)
 
-        columns = {k: [] for k in ("root_pos", "root_rot", "dof_pos", "body_pos", "body_rot", "com_pos",
-                                   "root_vel", "root_ang_vel", "dof_vel", "com_vel", "frame_time", "frame_dt")}
+        columns = {k: [] for k in ("body_pos", "body_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel",
+                                   "com_vel", "frame_time", "frame_dt")}
         starts, counts, durations, loops, deltas = [], [], [], [], []
         for path in self.motion_files:
             clip = load_motion(path, skeleton)
@@ -83,14 +83,11 @@ class MotionLib:
             delta = qpos[-1, 0:3] - qpos[0, 0:3]
             delta[2] = 0.0
             deltas.append(delta)
-            columns["root_pos"].append(qpos[:, 0:3])
-            columns["root_rot"].append(qpos[:, 3:7])
-            columns["dof_pos"].append(qpos[:, 7:])
-            columns["body_pos"].append(np.stack(body_pos))
+            columns["body_pos"].append(np.stack(body_pos).reshape(clip.num_frames, -1))
             columns["body_rot"].append(np.stack(body_rot))
-            columns["com_pos"].append(np.stack(com_pos))
             columns["root_vel"].append(_finite_difference(qpos[:, 0:3], dt))
             columns["root_ang_vel"].append(ang_vel)
+            columns["dof_pos"].append(qpos[:, 7:])
             columns["dof_vel"].append(_finite_difference(qpos[:, 7:], dt))
             columns["com_vel"].append(_finite_difference(np.stack(com_pos), dt))
             columns["frame_time"].append(clip.frame_times)
@@ -99,8 +96,18 @@ class MotionLib:
         def to_tensor(values):
             return torch.tensor(np.concatenate(values), dtype=torch.float32, device=self.device)
 
-        for key, values in columns.items():
-            setattr(self, "_" + key, to_tensor(values))
+        # Everything interpolated linearly sits in one [frames, width] buffer, so a query gathers
+        # and blends it in a few kernels; the root is body 0 (its frame is the free joint's).
+        self._linear_fields = ("body_pos", "root_vel", "root_ang_vel", "dof_pos", "dof_vel", "com_vel")
+        linear = [to_tensor(columns[k]) for k in self._linear_fields]
+        self._linear_slices, col = {}, 0
+        for key, block in zip(self._linear_fields, linear):
+            self._linear_slices[key] = slice(col, col + block.shape[1])
+            col += block.shape[1]
+        self._linear = torch.cat(linear, dim=1)
+        self._body_rot = to_tensor(columns["body_rot"])
+        self._frame_time = to_tensor(columns["frame_time"])
+        self._frame_dt = to_tensor(columns["frame_dt"])
         self.num_motions = len(self.motion_files)
         self.body_names = [model.body(b).name for b in range(1, model.nbody)]
         self.dof_names = hinges
@@ -121,6 +128,8 @@ class MotionLib:
         self._weights = torch.tensor(weights / weights.sum(), dtype=torch.float32, device=self.device)
 
     def sample_motions(self, n: int) -> torch.Tensor:
+        if self.num_motions == 1:
+            return torch.zeros(n, dtype=torch.long, device=self.device)
         return torch.multinomial(self._weights, n, replacement=True)
 
     def sample_times(self, motion_ids: torch.Tensor) -> torch.Tensor:
@@ -148,22 +157,20 @@ class MotionLib:
         f0 = torch.maximum(torch.minimum(f0, last_pair), start)
         f1 = f0 + 1
         blend = ((local_t - self._frame_time[f0]) / self._frame_dt[f0]).clamp(0.0, 1.0).unsqueeze(-1)
-
-        def lerp(values):
-            b = blend.view(blend.shape[:1] + (1,) * (values.dim() - 1))
-            return values[f0] + b * (values[f1] - values[f0])
-
+        linear = torch.lerp(self._linear[f0], self._linear[f1], blend)
+        body_rot = quat_slerp(self._body_rot[f0], self._body_rot[f1], blend.unsqueeze(-1))
         offset = cycles.unsqueeze(-1) * self._cycle_delta[motion_ids]
-        blend_bodies = blend.unsqueeze(-1)
+        fields = {k: linear[:, s] for k, s in self._linear_slices.items()}
+        body_pos = fields["body_pos"].view(times.shape[0], -1, 3) + offset.unsqueeze(1)
         return MotionState(
-            root_pos=lerp(self._root_pos) + offset,
-            root_rot=quat_slerp(self._root_rot[f0], self._root_rot[f1], blend),
-            root_vel=lerp(self._root_vel),
-            root_ang_vel=lerp(self._root_ang_vel),
-            dof_pos=lerp(self._dof_pos),
-            dof_vel=lerp(self._dof_vel),
-            body_pos=lerp(self._body_pos) + offset.unsqueeze(1),
-            body_rot=quat_slerp(self._body_rot[f0], self._body_rot[f1], blend_bodies),
-            com_vel=lerp(self._com_vel),
+            root_pos=body_pos[:, 0],
+            root_rot=body_rot[:, 0],
+            root_vel=fields["root_vel"],
+            root_ang_vel=fields["root_ang_vel"],
+            dof_pos=fields["dof_pos"],
+            dof_vel=fields["dof_vel"],
+            body_pos=body_pos,
+            body_rot=body_rot,
+            com_vel=fields["com_vel"],
             phase=local_t / self.durations[motion_ids],
         )
