@@ -5,6 +5,8 @@
 import argparse
 import os
 import sys
+import traceback
+import warnings
 
 import torch
 
@@ -25,6 +27,25 @@ def label_calls(obj, method: str, label: str) -> None:
     setattr(obj, method, wrapped)
 
 
+def report_synchronisations(step) -> None:
+    """Run two steps with CUDA sync debugging on; print the call stack of each synchronisation."""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        stack = "".join(traceback.format_stack()[-8:-1])
+        if stack not in seen:
+            seen.add(stack)
+            print("--- {}\n{}".format(message, stack))
+
+    warnings.showwarning = show
+    warnings.simplefilter("always")
+    torch.cuda.set_sync_debug_mode("warn")
+    for _ in range(2):
+        step()
+    torch.cuda.set_sync_debug_mode("default")
+    print("{} distinct synchronising call sites".format(len(seen)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engine", default="auto")
@@ -32,6 +53,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--rows", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=200, help="steps first (TorchScript specialises on shapes)")
+    parser.add_argument("--find-syncs", action="store_true",
+                        help="print where a step makes the host wait for the GPU, then exit")
     args = parser.parse_args()
     engine = resolve_engine_name(args.engine)
     device = "cpu" if engine == "mujoco" else "cuda:0"
@@ -43,6 +66,9 @@ def main() -> None:
     actions = torch.zeros(args.num_envs, task.num_actions, device=task.device)
     for _ in range(args.warmup):
         task.step(actions.uniform_(-1, 1))
+    if args.find_syncs:
+        report_synchronisations(lambda: task.step(actions.uniform_(-1, 1)))
+        return
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.startswith("cuda"):
         activities.append(torch.profiler.ProfilerActivity.CUDA)

@@ -83,25 +83,21 @@ def quat_slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tenso
 
 def heading_angle(q: torch.Tensor) -> torch.Tensor:
     """Yaw of the body's x axis about world z."""
-    x_axis = torch.zeros(q.shape[:-1] + (3,), dtype=q.dtype, device=q.device)
-    x_axis[..., 0] = 1.0
-    fwd = quat_rotate(q, x_axis)
-    return torch.atan2(fwd[..., 1], fwd[..., 0])
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return torch.atan2(2.0 * (x * y + w * z), 1.0 - 2.0 * (y * y + z * z))
 
 
 def heading_quat_inv(q: torch.Tensor) -> torch.Tensor:
     """Rotation that removes the heading: maps world vectors into the heading frame."""
-    z_axis = torch.zeros(q.shape[:-1] + (3,), dtype=q.dtype, device=q.device)
-    z_axis[..., 2] = 1.0
-    return quat_from_axis_angle(z_axis, -heading_angle(q))
+    half = -0.5 * heading_angle(q)
+    zeros = torch.zeros_like(half)
+    return torch.stack([torch.cos(half), zeros, zeros, torch.sin(half)], dim=-1)
 
 
 def quat_to_tan_norm(q: torch.Tensor) -> torch.Tensor:
-    """Continuous 6-D rotation encoding: the rotated x (tangent) and z (normal) axes."""
-    ref = torch.zeros(q.shape[:-1] + (3,), dtype=q.dtype, device=q.device)
-    ref[..., 0] = 1.0
-    tan = quat_rotate(q, ref)
-    ref = torch.zeros_like(ref)
-    ref[..., 2] = 1.0
-    norm = quat_rotate(q, ref)
-    return torch.cat([tan, norm], dim=-1)
+    """Continuous 6-D rotation encoding: the rotated x (tangent) and z (normal) axes, i.e. the
+    first and third columns of the rotation matrix. (Written out: building unit axes by indexed
+    assignment would copy a host scalar to the GPU, and wait for it, inside TorchScript.)"""
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return torch.stack([1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y + w * z), 2.0 * (x * z - w * y),
+                        2.0 * (x * z + w * y), 2.0 * (y * z - w * x), 1.0 - 2.0 * (x * x + y * y)], dim=-1)
