@@ -44,6 +44,12 @@ def check_config(cfg: DictConfig) -> str:
         engine = resolve_engine_name(cfg.sim_engine)
     except ValueError as err:
         raise SystemExit(str(err))
+    import importlib.util
+
+    needs = {"mujoco_warp": ("mujoco_warp", 'pip install -e ".[gpu]"'),
+             "isaacgym": ("isaacgym", "install IsaacGym Preview 4 (see docs/isaacgym.md)")}
+    if engine in needs and importlib.util.find_spec(needs[engine][0]) is None:
+        raise SystemExit("sim_engine={} needs the '{}' package: {}".format(engine, *needs[engine]))
     if cfg.task.env.num_envs == "auto":
         cfg.task.env.num_envs = DEFAULT_NUM_ENVS.get(engine, DEFAULT_GPU_NUM_ENVS)
     try:
@@ -108,7 +114,7 @@ def main(cfg: DictConfig) -> None:
     from tasks.humanoid_deepmimic import HumanoidDeepMimic
     from tasks.utils.rlgames_utils import EpisodeStatsObserver, RLGPUEnv
 
-    sim_device = cfg.sim_device or ("cpu" if engine == "mujoco" else "cuda:0")
+    sim_device = cfg.sim_device or ("cuda:0" if engine != "mujoco" and torch.cuda.is_available() else "cpu")
     rl_device = cfg.rl_device or sim_device
     torch.manual_seed(cfg.seed)
     if cfg.torch_deterministic:
