@@ -14,6 +14,7 @@ import torch
 
 from poselib_utils.data_loader import load_motion, load_skeleton_from_mjcf
 from poselib_utils.retarget import clip_to_qpos
+from tasks.utils.cuda_graph import GraphedFunction
 from tasks.utils.rotations import quat_conjugate, quat_mul, quat_slerp, quat_to_rotvec
 
 
@@ -126,6 +127,7 @@ class MotionLib:
         if weights.shape != (self.num_motions,) or np.any(weights < 0) or weights.sum() <= 0:
             raise ValueError("motion weights {} do not fit {} clips".format(weights.tolist(), self.num_motions))
         self._weights = torch.tensor(weights / weights.sum(), dtype=torch.float32, device=self.device)
+        self._graphed_query = GraphedFunction(self._query)
 
     def sample_motions(self, n: int) -> torch.Tensor:
         if self.num_motions == 1:
@@ -149,6 +151,9 @@ class MotionLib:
 
     def get_state(self, motion_ids: torch.Tensor, times: torch.Tensor) -> MotionState:
         """Reference state of clip ``motion_ids[i]`` at time ``times[i]`` (seconds from its start)."""
+        return self._graphed_query(motion_ids.long().contiguous(), times.float().contiguous())
+
+    def _query(self, motion_ids: torch.Tensor, times: torch.Tensor) -> MotionState:
         cycles, local_t = self._local_time(motion_ids, times)
         start = self._frame_start[motion_ids]
         last_pair = start + self._frame_count[motion_ids] - 2
