@@ -1,0 +1,67 @@
+"""Tracking metrics of a checkpoint: every env plays its clip once from time 0, deterministically.
+
+    python benchmarks/evaluate.py --checkpoint runs/walk/nn/HumanoidDeepMimic.pth \
+        [--motion-file motions/humanoid3d_walk.txt ...] [--num-envs N] [--horizon 20] [--json out.json]
+
+Runs train.py's play path (hydra config, rl_games Runner and player, the task in evaluation
+mode) and prints the per-clip table of tasks/utils/tracking_metrics.py; ``--json`` writes it.
+Clips are assigned to envs round-robin (default: one env per clip). With deterministic actions
+and the CPU engine every env of a clip plays the same episode, so more envs per clip only add
+information with ``--stochastic`` (sampled actions) or a nondeterministic GPU engine. Further
+hydra overrides can follow ``--``, e.g. ``-- task.env.enable_early_termination=False``.
+"""
+import argparse
+import os
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+
+def quote(value: str) -> str:
+    """A hydra override value that keeps paths with '=' or ',' in one piece."""
+    return "'{}'".format(value.replace("\\", "\\\\").replace("'", "\\'"))
+
+
+def build_overrides(args) -> list:
+    overrides = ["task=HumanoidDeepMimic", "test=True", "headless=True", "task.env.evaluation=True",
+                 "checkpoint={}".format(quote(os.path.abspath(args.checkpoint))),
+                 "task.env.evaluation_horizon_s={}".format(float(args.horizon)), "sim_engine={}".format(args.engine)]
+    if args.motion_file:
+        files = [os.path.abspath(f) for f in args.motion_file]
+        overrides.append("task.env.motion_file=[{}]".format(",".join(quote(f) for f in files)))
+        num_clips = len(files)
+    else:
+        num_clips = 1
+    overrides.append("num_envs={}".format(args.num_envs or num_clips))
+    if args.json:
+        overrides.append("+train.params.config.player.metrics_json={}".format(quote(os.path.abspath(args.json))))
+    if args.stochastic:
+        overrides.append("train.params.config.player.deterministic=False")
+    return overrides + list(args.overrides)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="rl_games .pth written by train.py")
+    parser.add_argument("--motion-file", nargs="+", help="clip(s) to evaluate (default: the task config's)")
+    parser.add_argument("--num-envs", type=int, default=0, help="envs (default: one per clip)")
+    parser.add_argument("--horizon", type=float, default=20.0, help="seconds for looping clips (others play once)")
+    parser.add_argument("--json", help="write the metrics here")
+    parser.add_argument("--engine", default="auto", help="sim_engine: auto, mujoco, mujoco_warp")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
+    parser.add_argument("overrides", nargs="*", help="hydra overrides, after --")
+    args = parser.parse_args(argv)
+
+    from hydra import compose, initialize_config_dir
+
+    import train
+
+    with initialize_config_dir(config_dir=os.path.join(REPO_ROOT, "cfg"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=build_overrides(args))
+    train.main(cfg)
+
+
+if __name__ == "__main__":
+    main()

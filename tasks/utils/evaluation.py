@@ -1,0 +1,93 @@
+"""Evaluation of a policy with tracking metrics, through rl_games' player.
+
+``train.py test=True`` registers ``EvaluationPlayer`` for ``a2c_continuous``: when the task is in
+evaluation mode (``task.env.evaluation``, on by default with ``test=True``), the player runs
+every env once from clip time 0 to the end of its evaluation episode, prints rl_games' usual
+``av reward`` line and the metrics table (tasks/utils/tracking_metrics.py), and writes the
+metrics to ``train.params.config.player.metrics_json`` when that is set.
+"""
+import time
+from typing import Dict, Optional
+
+from rl_games.algos_torch import torch_ext
+from rl_games.algos_torch.players import PpoPlayerContinuous
+
+from tasks.utils.tracking_metrics import format_table, write_json
+
+
+def unwrap_task(env):
+    """The VecTask behind rl_games' env (the player gets the task itself, or an RLGPUEnv)."""
+    return getattr(env, "env", env)
+
+
+def run_evaluation(player, deterministic: bool = True, json_path: Optional[str] = None,
+                   verbose: bool = True) -> Dict[str, Dict[str, float]]:
+    """Play every env's evaluation episode with ``player``'s policy; return the per-clip summary."""
+    task = unwrap_task(player.env)
+    metrics = task.tracking_metrics
+    if metrics is None:
+        raise ValueError("the task is not in evaluation mode (task.env.evaluation=True)")
+    obs = player.env_reset(player.env)
+    player.get_batch_size(obs, 1)  # sets the player's batch dimension, as rl_games' run() does
+    metrics.reset()
+    if player.is_rnn:
+        player.init_rnn()
+    # Every env's episode ends by its clip's full length; a couple of spare steps absorb float
+    # rounding of the clip-end time. Finished envs restart but are no longer counted.
+    budget = int(metrics.max_episode_steps.max()) + 2
+    start = time.perf_counter()
+    steps = 0
+    while steps < budget and not metrics.all_finished:
+        action = player.get_action(obs, deterministic)
+        obs, _, done, _ = player.env_step(player.env, action)
+        steps += 1
+        if player.is_rnn and player.states is not None:
+            for s in player.states:
+                s[:, done.to(s.device).bool(), :] = 0.0
+    summary = metrics.summary()
+    per_env = metrics.per_env()
+    finished = metrics.finished
+    if verbose:
+        num = int(finished.sum())
+        if num:
+            av_reward = float((metrics.sums["reward"] * finished.double()).sum()) / num
+            av_steps = float((per_env["length"] * finished.double()).sum()) / num
+            print("av reward: {:.3f} av steps: {:.1f} (evaluation episodes: {}, {:.1f} s)".format(
+                av_reward, av_steps, num, time.perf_counter() - start))
+        if num < task.num_envs:
+            print("evaluation: {} of {} envs did not finish their episode within {} steps".format(
+                task.num_envs - num, task.num_envs, budget))
+        print(format_table(summary))
+    if json_path:
+        meta = {"num_envs": task.num_envs, "deterministic": bool(deterministic), "dt": task.dt,
+                "horizon_s": task.max_episode_length * task.dt, "steps": steps,
+                "motion_files": list(task.motion_lib.motion_files),
+                "early_termination": bool(task.enable_early_termination)}
+        write_json(json_path, summary, meta)
+        if verbose:
+            print("evaluation metrics written to {}".format(json_path))
+    return summary
+
+
+class EvaluationPlayer(PpoPlayerContinuous):
+    """rl_games' continuous PPO player; in evaluation mode it reports tracking metrics."""
+
+    def restore(self, fn):
+        """The policy and its observation normaliser only: play starts every env afresh. (rl_games'
+        players hand a checkpoint's ``env_state``, the training envs' state kept for exact resume,
+        to the env, which here is the task itself.)"""
+        checkpoint = torch_ext.load_checkpoint(fn)
+        self.model.load_state_dict(checkpoint["model"])
+        if self.normalize_input and "running_mean_std" in checkpoint:
+            self.model.running_mean_std.load_state_dict(checkpoint["running_mean_std"])
+
+    def run(self):
+        task = unwrap_task(self.env)
+        if getattr(task, "tracking_metrics", None) is None:
+            return super().run()
+        self.summary = run_evaluation(self, self.is_deterministic, self.player_config.get("metrics_json") or None)
+        return self.summary
+
+
+def register_evaluation_player(runner) -> None:
+    runner.player_factory.register_builder("a2c_continuous", lambda **kwargs: EvaluationPlayer(**kwargs))

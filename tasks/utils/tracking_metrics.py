@@ -1,0 +1,192 @@
+"""Standard motion-tracking metrics of an evaluation run, accumulated on the device.
+
+Each env contributes its first episode only (the evaluation episode: clip time 0 to the
+horizon). After every policy step the task feeds the simulated body positions and rotations,
+the env's clip and time, the step reward and the done/terminated flags; the reference is
+queried here from the motion library (``MotionLib.get_state`` at the env's motion time), never
+taken from anything the policy saw. Everything is batched: no per-env Python loops, and no
+host synchronisation until ``summary``.
+
+Definitions (per frame f of an episode, B bodies in MJCF order, the root is body 0):
+
+- MPJPE-G: mean over bodies of ``|p_sim - p_ref|`` (mm), averaged over frames, then envs.
+- MPJPE-L: the same after subtracting each pose's own root position (root-relative, mm).
+- root position error: ``|root_sim - root_ref|`` (mm); root rotation error: the angle of the
+  rotation between the simulated and reference root orientations (deg).
+- success: the episode was not terminated early and the mean body position error stayed below
+  ``success_threshold`` (0.5 m) at every frame.
+- episode length: steps (and seconds) until the episode ended (failure, clip end or horizon).
+- normalised return: the episode's return over the most it could be, the number of steps of a
+  full evaluation episode (the reward is at most 1 per step), so a fall is penalised.
+"""
+import json
+import math
+import os
+from typing import Dict, List, Optional
+
+import torch
+
+from tasks.utils.rotations import quat_diff_angle
+
+SUCCESS_THRESHOLD_M = 0.5
+# The order of the columns of the printed table and of each clip's JSON entry.
+METRIC_KEYS = ("num_episodes", "success_rate", "mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg",
+               "episode_length_steps", "episode_length_s", "normalized_return")
+
+
+def evaluation_episode_steps(durations: torch.Tensor, loops: torch.Tensor, horizon_s: float,
+                             dt: float) -> torch.Tensor:
+    """Steps of a full evaluation episode per clip: the horizon for looping clips, the clip's
+    length (at most the horizon) for the others. Matches the task's time-out (progress reaching
+    the horizon) and clip end (motion time reaching the duration)."""
+    horizon = torch.full_like(durations, float(round(horizon_s / dt)))
+    clip = torch.ceil(durations / dt - 1e-4)
+    return torch.where(loops, horizon, torch.minimum(clip, horizon)).long()
+
+
+def make_tracking_metrics(task) -> "TrackingMetrics":
+    """The accumulator of a task in evaluation mode (its clips, env count, horizon and step)."""
+    lib = task.motion_lib
+    steps = evaluation_episode_steps(lib.durations, lib.loops, task.max_episode_length * task.dt, task.dt)
+    return TrackingMetrics(lib, task.num_envs, steps, task.dt)
+
+
+class TrackingMetrics:
+    def __init__(self, motion_lib, num_envs: int, max_episode_steps: torch.Tensor, dt: float,
+                 success_threshold: float = SUCCESS_THRESHOLD_M):
+        """``max_episode_steps``: [num_motions] steps of a full evaluation episode per clip."""
+        self.motion_lib = motion_lib
+        self.num_envs = num_envs
+        self.dt = dt
+        self.success_threshold = success_threshold
+        self.device = motion_lib.device
+        self.max_episode_steps = max_episode_steps.to(self.device)
+        self.reset()
+
+    def reset(self) -> None:
+        z = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+        self.sums: Dict[str, torch.Tensor] = {k: z.clone() for k in ("mpjpe_g", "mpjpe_l", "root_pos", "root_rot",
+                                                                      "reward", "frames")}
+        self.max_body_err = z.clone()
+        self.active = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)  # in its first episode
+        self.finished = torch.zeros_like(self.active)
+        self.terminated = torch.zeros_like(self.active)
+        self.env_motion = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+
+    @property
+    def all_finished(self) -> bool:
+        return bool(self.finished.all())
+
+    def update(self, body_pos: torch.Tensor, body_rot: torch.Tensor, motion_ids: torch.Tensor,
+               motion_times: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
+               terminated: torch.Tensor) -> None:
+        """One policy step of all envs. ``body_pos`` [N, B, 3], ``body_rot`` [N, B, 4] (wxyz): the
+        simulated state after the step, before finished envs reset; ``motion_ids``/``motion_times``
+        [N]: the clip and time the state should match; ``reward``, ``done``, ``terminated`` [N]."""
+        ref = self.motion_lib.get_state(motion_ids, motion_times)
+        errors = tracking_errors(body_pos, body_rot, ref.body_pos, ref.body_rot)
+        active = self.active
+        w = active.double()
+        for key, value in zip(("mpjpe_g", "mpjpe_l", "root_pos", "root_rot"), errors):
+            self.sums[key] += w * value.double()
+        self.sums["reward"] += w * reward.double()
+        self.sums["frames"] += w
+        self.max_body_err = torch.where(active, torch.maximum(self.max_body_err, errors[0].double()),
+                                        self.max_body_err)
+        self.env_motion = torch.where(active, motion_ids, self.env_motion)
+        ended = active & done.bool()
+        self.terminated |= ended & terminated.bool()
+        self.finished |= ended
+        self.active = active & ~ended
+
+    def per_env(self) -> Dict[str, torch.Tensor]:
+        """Metrics of each env's evaluation episode (SI units: m, rad, steps)."""
+        frames = self.sums["frames"].clamp_min(1.0)
+        return {
+            "mpjpe_g": self.sums["mpjpe_g"] / frames,
+            "mpjpe_l": self.sums["mpjpe_l"] / frames,
+            "root_pos_err": self.sums["root_pos"] / frames,
+            "root_rot_err": self.sums["root_rot"] / frames,
+            "success": (self.finished & ~self.terminated & (self.max_body_err < self.success_threshold)).double(),
+            "length": self.sums["frames"],
+            "normalized_return": self.sums["reward"] / self.max_episode_steps[self.env_motion].double(),
+        }
+
+    def summary(self, only_finished: bool = True) -> Dict[str, Dict[str, float]]:
+        """Per clip (keyed by its file name) and ``all`` (the mean over clips): the metrics of
+        METRIC_KEYS, averaged over the clip's envs whose evaluation episode has ended."""
+        per_env = self.per_env()
+        counted = self.finished if only_finished else self.finished | (self.sums["frames"] > 0)
+        m = self.motion_lib.num_motions
+        weight = torch.zeros(m, dtype=torch.float64, device=self.device).index_add_(0, self.env_motion,
+                                                                                    counted.double())
+        means = {}
+        for key, values in per_env.items():
+            total = torch.zeros(m, dtype=torch.float64, device=self.device).index_add_(
+                0, self.env_motion, values * counted.double())
+            means[key] = (total / weight.clamp_min(1.0)).cpu().tolist()
+        weight = weight.cpu().tolist()
+        names = clip_names(self.motion_lib.motion_files)
+        result = {}
+        for i, name in enumerate(names):
+            if weight[i] == 0:
+                continue
+            result[name] = {
+                "num_episodes": int(weight[i]),
+                "success_rate": means["success"][i],
+                "mpjpe_g_mm": 1000.0 * means["mpjpe_g"][i],
+                "mpjpe_l_mm": 1000.0 * means["mpjpe_l"][i],
+                "root_pos_err_mm": 1000.0 * means["root_pos_err"][i],
+                "root_rot_err_deg": math.degrees(means["root_rot_err"][i]),
+                "episode_length_steps": means["length"][i],
+                "episode_length_s": means["length"][i] * self.dt,
+                "normalized_return": means["normalized_return"][i],
+            }
+        if result:
+            clips = list(result.values())
+            result["all"] = {k: sum(c[k] for c in clips) / len(clips) for k in METRIC_KEYS}
+            result["all"]["num_episodes"] = int(sum(c["num_episodes"] for c in clips))
+        return result
+
+
+def tracking_errors(body_pos: torch.Tensor, body_rot: torch.Tensor, ref_body_pos: torch.Tensor,
+                    ref_body_rot: torch.Tensor):
+    """Per env [N]: global and root-relative mean body position errors (m), root position error
+    (m), root rotation error (rad)."""
+    global_err = (body_pos - ref_body_pos).norm(p=2, dim=-1).mean(dim=-1)
+    local = (body_pos - body_pos[:, 0:1]) - (ref_body_pos - ref_body_pos[:, 0:1])
+    local_err = local.norm(p=2, dim=-1).mean(dim=-1)
+    root_pos_err = (body_pos[:, 0] - ref_body_pos[:, 0]).norm(p=2, dim=-1)
+    root_rot_err = quat_diff_angle(body_rot[:, 0], ref_body_rot[:, 0])
+    return global_err, local_err, root_pos_err, root_rot_err
+
+
+def clip_names(paths: List[str]) -> List[str]:
+    """Clip file names, made unique where two clips share one."""
+    names, seen = [], {}
+    for path in paths:
+        name = os.path.basename(path)
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else "{}#{}".format(name, seen[name]))
+    return names
+
+
+def format_table(summary: Dict[str, Dict[str, float]]) -> str:
+    header = ("clip", "episodes", "success", "MPJPE-G mm", "MPJPE-L mm", "root pos mm", "root rot deg",
+              "length s", "norm. return")
+    rows = [header]
+    for clip, m in summary.items():
+        rows.append((clip, str(m["num_episodes"]), "{:.3f}".format(m["success_rate"]), "{:.1f}".format(m["mpjpe_g_mm"]),
+                     "{:.1f}".format(m["mpjpe_l_mm"]), "{:.1f}".format(m["root_pos_err_mm"]),
+                     "{:.2f}".format(m["root_rot_err_deg"]), "{:.2f}".format(m["episode_length_s"]),
+                     "{:.3f}".format(m["normalized_return"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def write_json(path: str, summary: Dict[str, Dict[str, float]], meta: Optional[Dict] = None) -> None:
+    with open(path, "w") as f:
+        json.dump({"metrics": summary, "meta": meta or {}}, f, indent=2)
