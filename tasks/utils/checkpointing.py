@@ -1,0 +1,151 @@
+"""Checkpoints that survive preemption: atomic writes, and SIGTERM ends training with a checkpoint.
+
+rl_games writes checkpoints with torch.save straight onto the final path, so a job killed mid-write
+leaves a truncated .pth where the last good one was. Every checkpoint of an rl_games agent goes
+through ``agent.save(fn)`` (periodic ``last_*``, best, final), so ``PreemptibleA2CAgent`` overrides
+that one method: write ``<path>.tmp``, flush and fsync, then ``os.replace`` onto ``<path>`` (atomic on
+POSIX file systems), keeping rl_games' retries for network file systems. Nothing global is patched.
+
+SIGTERM (what SLURM sends before it kills a job, and what torchrun forwards to its workers) and
+SIGUSR1 (``sbatch --signal=USR1@<s>``) only set a flag. At the next epoch boundary every rank agrees
+(one all-reduce) to stop, rank 0 writes ``last_<name>_ep_<epoch>_sigterm.pth`` (an ordinary
+rl_games checkpoint: model, optimizer, epoch, frame, normalisers), and training returns normally,
+so the process exits with code 0. ``checkpoint=<that file>`` resumes it.
+"""
+import os
+import signal
+from typing import Any, Iterable, List, Optional
+
+import torch
+from rl_games.algos_torch import a2c_continuous, torch_ext
+
+from tasks.utils import distributed
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """torch.save ``obj`` to ``path`` so that ``path`` is always either the old file or the whole new
+    one: a crash or kill mid-write leaves at most ``<path>.tmp``, which the next save replaces."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make the rename itself durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class StopRequest:
+    """Set by SIGTERM/SIGUSR1; read at epoch boundaries. The handlers only set a flag (safe at any point)."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._previous: List[Any] = []
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def install(self, signals: Iterable[int] = STOP_SIGNALS) -> "StopRequest":
+        for signum in signals:
+            self._previous.append((signum, signal.signal(signum, self._handle)))
+        return self
+
+    def uninstall(self) -> None:
+        while self._previous:
+            signum, handler = self._previous.pop()
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            print("received {}: stopping after this epoch with a checkpoint".format(signal.Signals(signum).name),
+                  flush=True)
+        self.signum = signum
+
+
+class _Stopped(Exception):
+    pass
+
+
+class PreemptibleA2CAgent(a2c_continuous.A2CAgent):
+    """rl_games' continuous PPO agent with atomic checkpoints and a checkpoint-and-stop on SIGTERM.
+    On CPU ranks of a torchrun job it also keeps rl_games' multi_gpu off CUDA (tasks/utils/distributed.py)."""
+
+    def __init__(self, base_name, params, stop_request: Optional[StopRequest] = None):
+        self.stop_request = stop_request  # None: signals are not watched
+        config = params["config"]
+        self._cpu_ranks = bool(config.get("multi_gpu", False)) and torch.device(config["device"]).type == "cpu"
+        self._pinned_device = config["device"] if self._cpu_ranks else None
+        self._device_name = config["device"]
+        if self._cpu_ranks:
+            with distributed.cpu_rank_shims():
+                super().__init__(base_name, params)
+        else:
+            super().__init__(base_name, params)
+
+    # rl_games' A2CBase.__init__ sets self.device_name = "cuda:<LOCAL_RANK>" under multi_gpu and then
+    # config["device"] = self.device_name; on CPU ranks the device train.py chose wins.
+    @property
+    def device_name(self) -> str:
+        return self._device_name
+
+    @device_name.setter
+    def device_name(self, value: str) -> None:
+        self._device_name = self._pinned_device or value
+
+    def save(self, fn: str) -> None:
+        path = fn + ".pth"
+        print("=> saving checkpoint '{}'".format(path))
+        torch_ext.safe_filesystem_op(atomic_save, self.get_full_state_weights(), path)
+
+    def train(self):
+        try:
+            if self._cpu_ranks:
+                with distributed.cpu_train_shims():
+                    return super().train()
+            return super().train()
+        except _Stopped:
+            return self.last_mean_rewards, self.epoch_num
+        finally:
+            if self.writer is not None:
+                self.writer.flush()
+
+    def update_epoch(self):
+        # Called at the top of each epoch of rl_games' training loop: the previous epoch, with its
+        # statistics and checkpoints, is complete, so epoch_num and frame describe the saved state.
+        if self.stop_request is not None:
+            if distributed.any_rank(self.stop_request.requested, self.ppo_device):
+                self._save_and_stop()
+        return super().update_epoch()
+
+    def _save_and_stop(self) -> None:
+        if self.global_rank == 0:
+            self.save(os.path.join(self.nn_dir, "last_{}_ep_{}_sigterm".format(self.config["name"], self.epoch_num)))
+        print("stopped by signal after epoch {}".format(self.epoch_num), flush=True)
+        raise _Stopped()
+
+
+def register_preemptible_agent(runner, stop_request: Optional[StopRequest]) -> None:
+    """Make rl_games' Runner build PreemptibleA2CAgent for ``algo: a2c_continuous``."""
+    runner.algo_factory.register_builder(
+        "a2c_continuous", lambda **kwargs: PreemptibleA2CAgent(stop_request=stop_request, **kwargs))
