@@ -58,13 +58,15 @@ def check_config(cfg: DictConfig) -> str:
         raise SystemExit("num_envs must be a whole number, got {!r}".format(cfg.task.env.num_envs))
     if num_envs <= 0:
         raise SystemExit("num_envs must be positive, got {}".format(num_envs))
-    motion_files = cfg.task.env.motion_file
-    motion_paths = []
-    for path in [motion_files] if isinstance(motion_files, str) else motion_files:
-        full = path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
-        if not os.path.isfile(full):
-            raise SystemExit("task.env.motion_file: {} does not exist".format(full))
-        motion_paths.append(full)
+    from poselib_utils.data_loader import DataFormatError
+    from poselib_utils.motion_dataset import resolve_motion_files
+
+    try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
+        motion_paths = resolve_motion_files(cfg.task.env.motion_file, REPO_ROOT)[0]
+    except FileNotFoundError as err:
+        raise SystemExit(str(err))
+    except DataFormatError as err:
+        raise SystemExit("task.env.motion_file: {}".format(err))
     # A clip that does not fit the character would otherwise fail only when rl_games builds the env.
     from poselib_utils.data_loader import DataFormatError, load_motion, load_skeleton_from_mjcf
 
@@ -80,6 +82,11 @@ def check_config(cfg: DictConfig) -> str:
             raise SystemExit("task.env.motion_file: {}".format(err))
     if cfg.test and not cfg.checkpoint:
         raise SystemExit("test=True needs checkpoint=<path to a .pth file>")
+    if cfg.test and cfg.multi_gpu:
+        raise SystemExit("test=True plays in one process; drop multi_gpu=True")
+    if cfg.wandb_activate and importlib.util.find_spec("wandb") is None:
+        raise SystemExit("wandb_activate=True needs the 'wandb' package: pip install wandb "
+                         "(tensorboard logs are written either way)")
     if cfg.checkpoint and not os.path.isfile(cfg.checkpoint):
         raise SystemExit("checkpoint {} does not exist".format(cfg.checkpoint))
     return engine
@@ -103,6 +110,10 @@ def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int) -> No
 
 @hydra.main(version_base="1.3", config_name="config", config_path="./cfg")
 def main(cfg: DictConfig) -> None:
+    if cfg.capture_video:  # EGL or OSMesa, chosen before anything imports mujoco (tasks/utils/gl_backend.py)
+        from tasks.utils.gl_backend import select_gl_backend
+
+        select_gl_backend(verbose=True)
     engine = check_config(cfg)
     if engine == "isaacgym":
         import isaacgym  # noqa: F401  (IsaacGym must be imported before torch)
@@ -114,15 +125,25 @@ def main(cfg: DictConfig) -> None:
     from tasks.humanoid_deepmimic import HumanoidDeepMimic
     from tasks.utils.rlgames_utils import EpisodeStatsObserver, RLGPUEnv
 
-    sim_device = cfg.sim_device or ("cuda:0" if engine != "mujoco" and torch.cuda.is_available() else "cpu")
-    rl_device = cfg.rl_device or sim_device
-    torch.manual_seed(cfg.seed)
+    from tasks.utils import distributed  # torchrun ranks (tasks/utils/distributed.py)
+
+    ranks = distributed.rank_info(cfg.multi_gpu)
+    sim_device, rl_device = distributed.rank_devices(engine, ranks, cfg.multi_gpu, cfg.sim_device, cfg.rl_device,
+                                                     torch.cuda.is_available())
+    if rl_device.startswith("cuda:"):
+        torch.cuda.set_device(rl_device)
+    torch.manual_seed(cfg.seed + ranks.rank)  # rl_games seeds each rank with seed + RANK as well
     if cfg.torch_deterministic:
         torch.use_deterministic_algorithms(True)
     run_name = cfg.experiment or "{}_{}".format(cfg.task_name, datetime.datetime.now().strftime("%d-%H-%M-%S"))
 
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     task_cfg["sim_engine"] = engine
+    if cfg.capture_video:  # clips of env 0 with its reference ghost (tasks/utils/viewer.py)
+        task_cfg["video"] = {"dir": os.path.join(REPO_ROOT, "runs", run_name, "videos"),
+                             "freq": int(cfg.capture_video_freq), "len": int(cfg.capture_video_len),
+                             "tensorboard_dir": None if cfg.test else os.path.join(REPO_ROOT, "runs", run_name,
+                                                                                   "summaries")}
     cache = {}
 
     def create_task():
@@ -147,16 +168,33 @@ def main(cfg: DictConfig) -> None:
         task = create_task()
         check_checkpoint_fits(cfg.checkpoint, task.num_obs, task.num_actions)
 
-    if not cfg.test:
-        run_dir = os.path.join(REPO_ROOT, "runs", run_name)
+    run_dir = os.path.join(REPO_ROOT, "runs", run_name)
+    if not cfg.test and ranks.is_main:  # rank 0 only; engine and devices as resolved, the rank count
         os.makedirs(run_dir, exist_ok=True)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        resolved["task"]["sim_engine"] = resolved["sim_engine"] = engine
+        resolved.update(sim_device=sim_device, rl_device=rl_device, world_size=ranks.world_size)
         with open(os.path.join(run_dir, "config.yaml"), "w") as f:
-            f.write(OmegaConf.to_yaml(cfg, resolve=True))
+            f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
-    runner = Runner(algo_observer=EpisodeStatsObserver())
+    from tasks.utils.checkpointing import StopRequest, register_preemptible_agent
+    from tasks.utils.experiment_logging import MultiObserver, WandbObserver
+
+    observers = [EpisodeStatsObserver()]
+    if cfg.wandb_activate and ranks.is_main and not cfg.test:
+        observers.append(WandbObserver(cfg.wandb_project, cfg.wandb_entity, cfg.wandb_group,
+                                       OmegaConf.to_container(cfg, resolve=True), run_dir))
+    runner = Runner(algo_observer=MultiObserver(observers))
+    stop_request = None if cfg.test else StopRequest().install()  # SIGTERM: checkpoint, then exit 0
+    register_preemptible_agent(runner, stop_request)
+    if cfg.test:  # tracking metrics at the end of play (tasks/utils/evaluation.py)
+        from tasks.utils.evaluation import register_evaluation_player
+
+        register_evaluation_player(runner)
     runner.load(train_cfg)
     runner.reset()
     runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
+    distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -13,11 +13,14 @@ import torch
 
 from poselib_utils.data_loader import load_skeleton_from_mjcf
 from poselib_utils.mjcf_converter import hinge_names
+from poselib_utils.motion_dataset import resolve_motion_files
 from tasks.base.vec_task import VecTask
 from tasks.engines import EngineConfig, build_engine
 from tasks.utils.motion_lib import MotionLib
 from tasks.utils.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
                                    quat_to_tan_norm)
+from tasks.utils.tracking_metrics import make_tracking_metrics
+from tasks.utils.viewer import make_watcher
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REWARD_TERMS = ("pose", "vel", "end_eff", "root", "com")
@@ -42,6 +45,11 @@ class HumanoidDeepMimic(VecTask):
         self.dt = 1.0 / self.control_freq
         self.max_episode_length = int(round(float(env["episode_length_s"]) * self.control_freq))
         self.enable_early_termination = bool(env["enable_early_termination"])
+        # Evaluation mode (tracking metrics): clips assigned round-robin, every episode starts at
+        # clip time 0 and lasts the horizon (looping clips) or the clip (others).
+        self.evaluation = bool(env.get("evaluation", False))
+        if self.evaluation:
+            self.max_episode_length = int(round(float(env.get("evaluation_horizon_s", 20.0)) * self.control_freq))
         self.termination_distance = float(env["termination_distance"])
         self.contact_force_threshold = float(env["contact_force_threshold"])
         self.target_frames = [int(k) for k in env["obs"]["target_frames"]]
@@ -54,23 +62,24 @@ class HumanoidDeepMimic(VecTask):
         super().__init__(cfg, rl_device, sim_device, graphics_device_id, headless, virtual_screen_capture,
                          force_render)
         self._allocate_episode_stats()
+        # env 0 and its reference ghost in MuJoCo's viewer and/or mp4 clips (tasks/utils/viewer.py);
+        # IsaacGym keeps its own viewer
+        self.watcher = make_watcher(self, resolve_path(cfg["env"]["asset_file"]),
+                                    headless or cfg["sim_engine"] == "isaacgym", cfg.get("video"))
+        self.tracking_metrics = make_tracking_metrics(self) if self.evaluation else None
 
     def create_sim(self) -> None:
         env = self.cfg["env"]
         asset = resolve_path(env["asset_file"])
-        motion_files = env["motion_file"]
-        if isinstance(motion_files, str):
-            motion_files = [motion_files]
-        motion_files = [resolve_path(f) for f in motion_files]
-        for path in motion_files:
-            if not os.path.isfile(path):
-                raise FileNotFoundError("task.env.motion_file: {} does not exist".format(path))
+        # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
+        motion_files, motion_weights = resolve_motion_files(env["motion_file"], REPO_ROOT)
         skeleton = load_skeleton_from_mjcf(asset)
         self.engine = build_engine(self.cfg["sim_engine"], EngineConfig(
             mjcf_path=asset, num_envs=self.num_envs, sim_dt=1.0 / self.sim_freq, substeps=self.substeps,
-            device=self.sim_device, headless=self.headless, num_threads=int(env.get("num_threads", 0))))
+            device=self.sim_device, headless=self.headless or self.cfg["sim_engine"] != "isaacgym",
+            num_threads=int(env.get("num_threads", 0))))
         device = self.engine.device
-        self.motion_lib = MotionLib(motion_files, asset, device)
+        self.motion_lib = MotionLib(motion_files, asset, device, motion_weights)
         if self.motion_lib.body_names != self.engine.body_names or self.motion_lib.dof_names != self.engine.dof_names:
             raise ValueError("{}: engine and motion library disagree on bodies or DOFs".format(asset))
         self._build_character_tables(skeleton, env)
@@ -147,9 +156,14 @@ class HumanoidDeepMimic(VecTask):
         """Reference state initialisation for the envs in the mask ``chosen``: each restarts at a
         random time of a sampled clip. Works on all envs with masks, so shapes never change and
         the host never waits for the device to learn which envs reset."""
-        self.motion_ids.copy_(torch.where(chosen, self.motion_lib.sample_motions(self.num_envs), self.motion_ids))
-        self.motion_times.copy_(torch.where(chosen, self.motion_lib.sample_times(self.motion_ids),
-                                            self.motion_times))
+        if self.evaluation:  # clips round-robin, from time 0
+            new_ids = torch.arange(self.num_envs, device=self.device) % self.motion_lib.num_motions
+        else:
+            new_ids = self.motion_lib.sample_motions(self.num_envs)
+        self.motion_ids.copy_(torch.where(chosen, new_ids, self.motion_ids))
+        new_times = torch.zeros_like(self.motion_times) if self.evaluation else \
+            self.motion_lib.sample_times(self.motion_ids)
+        self.motion_times.copy_(torch.where(chosen, new_times, self.motion_times))
         ref = self.motion_lib.get_state(self.motion_ids, self.motion_times)
         self.engine.set_state(chosen, ref.root_pos, ref.root_rot, ref.root_vel, ref.root_ang_vel, ref.dof_pos,
                               ref.dof_vel)
@@ -194,9 +208,19 @@ class HumanoidDeepMimic(VecTask):
         self.reset_buf[:] = reset.long()
         self.timeout_buf[:] = timed_out.long()
 
+        if self.tracking_metrics is not None:
+            self.tracking_metrics.update(body_state[..., 0:3], body_state[..., 3:7], self.motion_ids,
+                                         self.motion_times, self.rew_buf, reset, terminated | failed)
         self._record_episode_stats(terms, reset, failed, terminated)
         self._reset_envs(reset)
         self.obs_buf[:] = self.compute_observations()
+        if self.watcher is not None:
+            self.watcher.after_step()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+        super().close()
 
     def _record_episode_stats(self, terms, reset, failed, terminated) -> None:
         for i, name in enumerate(REWARD_TERMS):
