@@ -1,0 +1,29 @@
+"""Shrink an rl_games checkpoint to what playback needs: the model (with its observation and
+value normalisers), weight matrices stored in float16 (they load back into float32 layers).
+
+    python -m tasks.utils.export_checkpoint runs/walk/nn/last_..._sigterm.pth checkpoints/humanoid3d_walk.pth
+"""
+import argparse
+
+import torch
+
+
+def export_checkpoint(source: str, target: str) -> None:
+    state = torch.load(source, map_location="cpu", weights_only=False)
+    if "model" not in state:
+        raise SystemExit("{} has no 'model' entry: not an rl_games checkpoint".format(source))
+    model = {k: (v.half() if v.dtype == torch.float32 and v.dim() == 2 else v) for k, v in state["model"].items()}
+    torch.save({"model": model, "epoch": state.get("epoch"), "frame": state.get("frame")}, target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("source")
+    parser.add_argument("target")
+    args = parser.parse_args()
+    export_checkpoint(args.source, args.target)
+    print("wrote {}".format(args.target))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The shipped policies replay on the CPU engine to the metrics measured on the GPU (within noise).
+
+The recorded figures (checkpoints/*_metrics.json) come from the MuJoCo-Warp engine on an H100
+over 20 s; here the CPU engine plays a shorter horizon, so the bound leaves room for the engines'
+float differences but not for a policy that stumbles.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = ["humanoid3d_walk"]
+
+
+@pytest.mark.parametrize("clip", SHIPPED)
+def test_shipped_policy_replays_on_cpu(clip, tmp_path):
+    recorded = json.load(open(os.path.join(REPO_ROOT, "checkpoints", clip + "_metrics.json")))["metrics"]["all"]
+    out = tmp_path / "metrics.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "evaluate.py"),
+         "--checkpoint", os.path.join(REPO_ROOT, "checkpoints", clip + ".pth"),
+         "--motion-file", "motions/{}.txt".format(clip), "--num-envs", "1", "--horizon", "6",
+         "--engine", "mujoco", "--json", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    replay = json.load(open(out))["metrics"]["all"]
+    assert replay["success_rate"] == 1.0
+    assert abs(replay["mpjpe_g_mm"] - recorded["mpjpe_g_mm"]) < 10.0, (replay, recorded)
+    assert replay["root_rot_err_deg"] < 2.0 * recorded["root_rot_err_deg"] + 1.0
