@@ -75,21 +75,28 @@ class Engine(abc.ABC):
         """[N, 13]: position, rotation wxyz, linear velocity, angular velocity (world frame)."""
         return self.body_state()[:, 0]
 
-    @abc.abstractmethod
+    # The readouts: each engine keeps these buffers current after every ``step`` and
+    # ``set_state``; the getters hand out the buffers themselves (no copies).
+    _dof_state: torch.Tensor
+    _body_state: torch.Tensor
+    _com_vel: torch.Tensor
+    _contact: torch.Tensor
+
     def dof_state(self) -> torch.Tensor:
         """[N, D, 2]: hinge angles and angular velocities."""
+        return self._dof_state
 
-    @abc.abstractmethod
     def body_state(self) -> torch.Tensor:
         """[N, B, 13]: each body frame's position, rotation, linear and angular velocity (world)."""
+        return self._body_state
 
-    @abc.abstractmethod
     def com_velocity(self) -> torch.Tensor:
         """[N, 3]: the character's centre-of-mass velocity (world)."""
+        return self._com_vel
 
-    @abc.abstractmethod
     def contact_forces(self) -> torch.Tensor:
         """[N, B, 3]: net force the ground exerts on each body (world; +z for a body standing on it)."""
+        return self._contact
 
     def close(self) -> None:
         """Release engine resources (windows, GPU buffers)."""

@@ -302,20 +302,6 @@ class IsaacGymEngine(Engine):
         self._publish()
         self._render()
 
-    def dof_state(self) -> torch.Tensor:
-        return self._dof_state
-
-    def body_state(self) -> torch.Tensor:
-        return self._body_state
-
-    def com_velocity(self) -> torch.Tensor:
-        return self._com_vel
-
-    def contact_forces(self) -> torch.Tensor:
-        # Net contact force on each body. It includes body-body contacts too, which cannot occur
-        # here: actors filter self-collision (create_actor's filter) and envs are in separate groups.
-        return self._contact
-
     def close(self) -> None:
         if self.viewer is not None:
             self.gym.destroy_viewer(self.viewer)
@@ -338,6 +324,8 @@ class IsaacGymEngine(Engine):
         self._body_state[..., 10:13] = ang_vel
         self._com_vel[:] = (com_vel * self._masses[:, None]).sum(dim=1) / self._masses.sum()
         self._dof_state[:] = self._dof_raw[:, self._dof_perm]
+        # The net contact force includes body-body contacts, which cannot occur here: actors
+        # filter self-collision (create_actor's filter) and envs are in separate groups.
         self._contact[:] = self._contact_raw[:, self._body_perm]
 
     def _mass_weighted_com_velocity(self, body: torch.Tensor) -> torch.Tensor:

@@ -178,18 +178,6 @@ class MujocoEngine(Engine):
         self._publish(slice(None))
         self._sync_viewer()
 
-    def dof_state(self) -> torch.Tensor:
-        return self._dof_state
-
-    def body_state(self) -> torch.Tensor:
-        return self._body_state
-
-    def com_velocity(self) -> torch.Tensor:
-        return self._com_vel
-
-    def contact_forces(self) -> torch.Tensor:
-        return self._contact
-
     def close(self) -> None:
         if self._viewer is not None:
             self._viewer.close()

@@ -313,18 +313,6 @@ class MujocoWarpEngine(Engine):
     def step(self) -> None:
         self._launch(self._step_graph, self._step_fn)
 
-    def dof_state(self) -> torch.Tensor:
-        return self._dof_state
-
-    def body_state(self) -> torch.Tensor:
-        return self._body_state
-
-    def com_velocity(self) -> torch.Tensor:
-        return self._com_vel
-
-    def contact_forces(self) -> torch.Tensor:
-        return self._contact
-
     def close(self) -> None:
         self._step_graph = None
         self._forward_graph = None
