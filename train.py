@@ -58,7 +58,7 @@ def check_config(cfg: DictConfig) -> str:
         raise SystemExit("num_envs must be a whole number, got {!r}".format(cfg.task.env.num_envs))
     if num_envs <= 0:
         raise SystemExit("num_envs must be positive, got {}".format(num_envs))
-    from poselib_utils.data_loader import DataFormatError
+    from poselib_utils.data_loader import DataFormatError, load_motion, load_skeleton_from_mjcf
     from poselib_utils.motion_dataset import resolve_motion_files
 
     try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
@@ -68,8 +68,6 @@ def check_config(cfg: DictConfig) -> str:
     except DataFormatError as err:
         raise SystemExit("task.env.motion_file: {}".format(err))
     # A clip that does not fit the character would otherwise fail only when rl_games builds the env.
-    from poselib_utils.data_loader import DataFormatError, load_motion, load_skeleton_from_mjcf
-
     asset = cfg.task.env.asset_file
     try:
         skeleton = load_skeleton_from_mjcf(asset if os.path.isabs(asset) else os.path.join(REPO_ROOT, asset))
@@ -123,9 +121,11 @@ def main(cfg: DictConfig) -> None:
     from rl_games.torch_runner import Runner
 
     from tasks.humanoid_deepmimic import HumanoidDeepMimic
+    from tasks.utils import distributed
+    from tasks.utils.checkpointing import StopRequest, register_preemptible_agent
+    from tasks.utils.evaluation import register_evaluation_player
+    from tasks.utils.experiment_logging import MultiObserver, WandbObserver
     from tasks.utils.rlgames_utils import EpisodeStatsObserver, RLGPUEnv
-
-    from tasks.utils import distributed  # torchrun ranks (tasks/utils/distributed.py)
 
     ranks = distributed.rank_info(cfg.multi_gpu)
     sim_device, rl_device = distributed.rank_devices(engine, ranks, cfg.multi_gpu, cfg.sim_device, cfg.rl_device,
@@ -139,7 +139,7 @@ def main(cfg: DictConfig) -> None:
 
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     task_cfg["sim_engine"] = engine
-    if cfg.capture_video:  # clips of env 0 with its reference ghost (tasks/utils/viewer.py)
+    if cfg.capture_video and ranks.is_main:  # clips of env 0 with its reference ghost (tasks/utils/viewer.py)
         task_cfg["video"] = {"dir": os.path.join(REPO_ROOT, "runs", run_name, "videos"),
                              "freq": int(cfg.capture_video_freq), "len": int(cfg.capture_video_len),
                              "tensorboard_dir": None if cfg.test else os.path.join(REPO_ROOT, "runs", run_name,
@@ -177,9 +177,6 @@ def main(cfg: DictConfig) -> None:
         with open(os.path.join(run_dir, "config.yaml"), "w") as f:
             f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
-    from tasks.utils.checkpointing import StopRequest, register_preemptible_agent
-    from tasks.utils.experiment_logging import MultiObserver, WandbObserver
-
     observers = [EpisodeStatsObserver()]
     if cfg.wandb_activate and ranks.is_main and not cfg.test:
         observers.append(WandbObserver(cfg.wandb_project, cfg.wandb_entity, cfg.wandb_group,
@@ -187,9 +184,7 @@ def main(cfg: DictConfig) -> None:
     runner = Runner(algo_observer=MultiObserver(observers))
     stop_request = None if cfg.test else StopRequest().install()  # SIGTERM: checkpoint, then exit 0
     register_preemptible_agent(runner, stop_request)
-    if cfg.test:  # tracking metrics at the end of play (tasks/utils/evaluation.py)
-        from tasks.utils.evaluation import register_evaluation_player
-
+    if cfg.test:  # tracking metrics at the end of play
         register_evaluation_player(runner)
     runner.load(train_cfg)
     runner.reset()
