@@ -76,7 +76,7 @@ class HumanoidDeepMimic(VecTask):
         skeleton = load_skeleton_from_mjcf(asset)
         self.engine = build_engine(self.cfg["sim_engine"], EngineConfig(
             mjcf_path=asset, num_envs=self.num_envs, sim_dt=1.0 / self.sim_freq, substeps=self.substeps,
-            device=self.sim_device, headless=self.headless or self.cfg["sim_engine"] != "isaacgym",
+            device=self.sim_device, headless=self.headless,
             num_threads=int(env.get("num_threads", 0))))
         device = self.engine.device
         self.motion_lib = MotionLib(motion_files, asset, device, motion_weights)

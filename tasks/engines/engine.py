@@ -22,7 +22,7 @@ class EngineConfig:
     substeps: int  # physics steps per policy step
     device: str = "cpu"
     env_spacing: float = 0.0  # metres between envs (only engines that place envs in one world use it)
-    headless: bool = True
+    headless: bool = True  # engines with a viewer of their own (IsaacGym) open it when False
     num_threads: int = 0  # CPU engines; 0 means all cores
 
 

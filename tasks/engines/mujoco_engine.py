@@ -97,28 +97,7 @@ class MujocoEngine(Engine):
         self._dof_state = torch.zeros(self.num_envs, self.num_dofs, 2)
         self._slices = (slice(0, body_end), slice(body_end, body_end + 3),
                         slice(body_end + 3, body_end + 3 + 3 * character_bodies))
-        self._viewer = None
-        if not cfg.headless:
-            self._open_viewer()
         self.set_state(None, *self._default_pose())
-
-    def _open_viewer(self) -> None:
-        """MuJoCo's interactive viewer on env 0 (it needs a display; headless runs skip it)."""
-        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            print("MujocoEngine: no display found, running headless")
-            return
-        import mujoco.viewer
-
-        self._viewer_data = mujoco.MjData(self.model)
-        self._viewer = mujoco.viewer.launch_passive(self.model, self._viewer_data)
-
-    def _sync_viewer(self) -> None:
-        if self._viewer is None or not self._viewer.is_running():
-            return
-        mujoco.mj_setState(self.model, self._viewer_data, self._state[0], self._spec)
-        mujoco.mj_forward(self.model, self._viewer_data)
-        self._viewer.cam.lookat[:] = self._viewer_data.xpos[1]
-        self._viewer.sync()
 
     def _default_pose(self):
         n, d = self.num_envs, self.num_dofs
@@ -176,9 +155,6 @@ class MujocoEngine(Engine):
         self._state[:] = self._state_out[:, self.substeps - 1]
         self._sensors[:] = self._sensor_out[:, self.substeps]
         self._publish(slice(None))
-        self._sync_viewer()
 
     def close(self) -> None:
-        if self._viewer is not None:
-            self._viewer.close()
         self._rollout.close()
