@@ -189,6 +189,8 @@ def main(cfg: DictConfig) -> None:
     runner.load(train_cfg)
     runner.reset()
     runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
+    if "task" in cache:  # rl_games never closes its env: windows, video files and engine threads end here
+        cache["task"].close()
     distributed.shutdown()
 
 
