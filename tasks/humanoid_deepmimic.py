@@ -7,7 +7,7 @@ imitation reward (SceneImitate.cpp). Per-step math lives in the TorchScript kern
 bottom; everything runs batched on the engine's device.
 """
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import torch
 

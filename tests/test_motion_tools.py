@@ -21,7 +21,7 @@ from poselib_utils.bvh_import import bvh_to_clip
 from poselib_utils.data_loader import DataFormatError, load_motion
 from poselib_utils.motion_dataset import clip_names, load_motion_dataset, resolve_motion_files
 from poselib_utils.poselib_interop import (Character, clip_local_rotations, clip_to_poselib, convert,
-                                           load_poselib_npy, poselib_to_frames, save_poselib_npy)
+                                           poselib_to_frames, save_poselib_npy)
 from poselib_utils.retarget import clip_to_qpos
 from tasks.humanoid_deepmimic import HumanoidDeepMimic
 from tasks.utils.motion_lib import hinge_joint_names

@@ -49,29 +49,39 @@ def build_scene_xml(mjcf_path: str, with_sensors: bool = True) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def compile_scene(mjcf_path: str, sim_dt: float, with_sensors: bool = True) -> mujoco.MjModel:
+    """The scene of ``build_scene_xml`` compiled at physics step ``sim_dt``, checked to be the
+    character every engine expects: a free root, then hinges, each driven by its own actuator."""
+    m = mujoco.MjModel.from_xml_string(build_scene_xml(mjcf_path, with_sensors))
+    m.opt.timestep = sim_dt
+    if m.njnt < 1 or m.jnt_type[0] != mujoco.mjtJoint.mjJNT_FREE:
+        raise ValueError("{}: the first joint must be the root's free joint".format(mjcf_path))
+    if np.any(m.jnt_type[1:] != mujoco.mjtJoint.mjJNT_HINGE):
+        raise ValueError("{}: every joint after the root must be a hinge".format(mjcf_path))
+    if m.nu != m.njnt - 1 or np.any(m.actuator_trnid[:, 0] != np.arange(1, m.njnt)):
+        raise ValueError("{}: needs one position actuator per hinge, in joint order".format(mjcf_path))
+    return m
+
+
+def describe_character(engine: Engine, m: mujoco.MjModel, device: torch.device) -> None:
+    """Fill the Engine's body and DOF names, masses and limits from the compiled model."""
+    engine.body_names = [m.body(b).name for b in range(1, m.nbody)]
+    engine.dof_names = [m.joint(j).name for j in range(1, m.njnt)]
+    engine.body_masses = torch.tensor(m.body_mass[1:], dtype=torch.float32, device=device)
+    engine.dof_limits = torch.tensor(m.jnt_range[1:], dtype=torch.float32, device=device)
+
+
 class MujocoEngine(Engine):
     def __init__(self, cfg: EngineConfig):
         self.device = torch.device("cpu")
         self.num_envs = cfg.num_envs
         self.substeps = cfg.substeps
-        self.model = mujoco.MjModel.from_xml_string(build_scene_xml(cfg.mjcf_path))
-        self.model.opt.timestep = cfg.sim_dt
+        self.model = m = compile_scene(cfg.mjcf_path, cfg.sim_dt)
         # Let a blown-up env carry NaNs to the task, which resets it and counts it, instead of
         # MuJoCo silently teleporting it back to the model's default pose.
-        self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
-        m = self.model
-        if m.njnt < 1 or m.jnt_type[0] != mujoco.mjtJoint.mjJNT_FREE:
-            raise ValueError("{}: the first joint must be the root's free joint".format(cfg.mjcf_path))
-        if np.any(m.jnt_type[1:] != mujoco.mjtJoint.mjJNT_HINGE):
-            raise ValueError("{}: every joint after the root must be a hinge".format(cfg.mjcf_path))
-        if m.nu != m.njnt - 1 or np.any(m.actuator_trnid[:, 0] != np.arange(1, m.njnt)):
-            raise ValueError("{}: needs one position actuator per hinge, in joint order".format(cfg.mjcf_path))
-
+        m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
         character_bodies = m.nbody - 1
-        self.body_names = [m.body(b).name for b in range(1, m.nbody)]
-        self.dof_names = [m.joint(j).name for j in range(1, m.njnt)]
-        self.body_masses = torch.tensor(m.body_mass[1:], dtype=torch.float32)
-        self.dof_limits = torch.tensor(m.jnt_range[1:], dtype=torch.float32)
+        describe_character(self, m, self.device)
 
         self._spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         self._nstate = mujoco.mj_stateSize(m, self._spec)

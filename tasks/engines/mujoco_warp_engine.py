@@ -28,7 +28,7 @@ import torch
 import warp as wp
 
 from tasks.engines.engine import Engine, EngineConfig
-from tasks.engines.mujoco_engine import BODY_STATE_WIDTH, FLOOR_NAME, build_scene_xml
+from tasks.engines.mujoco_engine import BODY_STATE_WIDTH, FLOOR_NAME, compile_scene, describe_character
 from tasks.utils.rotations import quat_rotate_inverse
 
 # Most contacts one geom of each type can make with a plane (MuJoCo's plane colliders).
@@ -158,20 +158,9 @@ class MujocoWarpEngine(Engine):
         wp.init()
         self._wp_device = wp.device_from_torch(self.device)
 
-        m = mujoco.MjModel.from_xml_string(build_scene_xml(cfg.mjcf_path, with_sensors=False))
-        m.opt.timestep = cfg.sim_dt
         # No mjDSBL_AUTORESET here: mujoco_warp rejects the flag, and never auto-resets anyway.
-        if m.njnt < 1 or m.jnt_type[0] != mujoco.mjtJoint.mjJNT_FREE:
-            raise ValueError("{}: the first joint must be the root's free joint".format(cfg.mjcf_path))
-        if np.any(m.jnt_type[1:] != mujoco.mjtJoint.mjJNT_HINGE):
-            raise ValueError("{}: every joint after the root must be a hinge".format(cfg.mjcf_path))
-        if m.nu != m.njnt - 1 or np.any(m.actuator_trnid[:, 0] != np.arange(1, m.njnt)):
-            raise ValueError("{}: needs one position actuator per hinge, in joint order".format(cfg.mjcf_path))
-        self.model = m
-        self.body_names = [m.body(b).name for b in range(1, m.nbody)]
-        self.dof_names = [m.joint(j).name for j in range(1, m.njnt)]
-        self.body_masses = torch.tensor(m.body_mass[1:], dtype=torch.float32, device=self.device)
-        self.dof_limits = torch.tensor(m.jnt_range[1:], dtype=torch.float32, device=self.device)
+        self.model = m = compile_scene(cfg.mjcf_path, cfg.sim_dt, with_sensors=False)
+        describe_character(self, m, self.device)
 
         data = mujoco.MjData(m)
         mujoco.mj_forward(m, data)

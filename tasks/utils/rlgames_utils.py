@@ -2,7 +2,6 @@
 from collections import defaultdict
 from typing import Callable
 
-import torch
 from rl_games.common.algo_observer import AlgoObserver
 from rl_games.common.ivecenv import IVecEnv
 
