@@ -27,7 +27,7 @@ Conversions done here, once, so the task sees the project's conventions (tasks/e
 import math
 import os
 import xml.etree.ElementTree as ET
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple  # noqa: F401  (Tuple: type comments)
 
 # IsaacGym must be imported before torch (gymtorch builds a torch extension on import).
 from isaacgym import gymapi
