@@ -93,7 +93,6 @@ def test_engine_state_round_trip(engine_name, committed_mjcf_path):
         pytest.importorskip("mujoco_warp")
     from tasks.engines import build_engine
     from tasks.engines.engine import EngineConfig
-    from tasks.utils.resume_state import capture_engine_state, restore_engine_state
 
     device = "cuda:0" if engine_name == "mujoco_warp" and torch.cuda.is_available() else "cpu"
     engine = build_engine(engine_name, EngineConfig(mjcf_path=committed_mjcf_path, num_envs=2, sim_dt=1.0 / 120.0,
@@ -102,14 +101,14 @@ def test_engine_state_round_trip(engine_name, committed_mjcf_path):
     engine.set_pd_targets(targets)
     for _ in range(3):
         engine.step()
-    saved = capture_engine_state(engine)
+    saved = engine.capture_state()
     runs = []
     for _ in range(2):
         engine.set_pd_targets(-targets)
         engine.step()
         engine.step()
         runs.append((engine.body_state().clone(), engine.dof_state().clone(), engine.contact_forces().clone()))
-        restore_engine_state(engine, saved)
+        engine.restore_state(saved)
     for a, b in zip(*runs):
         assert torch.equal(a, b)
     engine.close()

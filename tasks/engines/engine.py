@@ -9,7 +9,7 @@ this class only; engine modules are imported lazily by ``tasks.engines.build_eng
 """
 import abc
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -97,6 +97,20 @@ class Engine(abc.ABC):
     def contact_forces(self) -> torch.Tensor:
         """[N, B, 3]: net force the ground exerts on each body (world; +z for a body standing on it)."""
         return self._contact
+
+    def capture_state(self) -> Dict[str, Any]:
+        """Everything needed to continue the simulation later (checkpoints). This default keeps
+        the contract's float32 root and DOF states: a close, not bit-exact, restart; engines
+        override it with their exact native state."""
+        return {"engine": type(self).__name__, "root": self.root_state().detach().cpu().clone(),
+                "dof": self.dof_state().detach().cpu().clone()}
+
+    def restore_state(self, state: Dict[str, Any]) -> None:
+        """Inverse of ``capture_state`` (same engine class and env count)."""
+        if state.get("engine") != type(self).__name__:
+            raise ValueError("engine state of {} does not fit {}".format(state.get("engine"), type(self).__name__))
+        root, dof = state["root"].to(self.device), state["dof"].to(self.device)
+        self.set_state(None, root[:, 0:3], root[:, 3:7], root[:, 7:10], root[:, 10:13], dof[..., 0], dof[..., 1])
 
     def close(self) -> None:
         """Release engine resources (windows, GPU buffers)."""

@@ -166,5 +166,18 @@ class MujocoEngine(Engine):
         self._sensors[:] = self._sensor_out[:, self.substeps]
         self._publish(slice(None))
 
+    def capture_state(self):
+        """The exact float64 MuJoCo states, controls and sensor readings of every env."""
+        return {"engine": type(self).__name__, "state": self._state.copy(), "ctrl": self._ctrl.copy(),
+                "sensors": self._sensors.copy()}
+
+    def restore_state(self, state) -> None:
+        if state.get("engine") != type(self).__name__:
+            raise ValueError("engine state of {} does not fit {}".format(state.get("engine"), type(self).__name__))
+        self._state[:] = state["state"]
+        self._ctrl[:] = state["ctrl"]
+        self._sensors[:] = state["sensors"]
+        self._publish(slice(None))
+
     def close(self) -> None:
         self._rollout.close()

@@ -302,6 +302,19 @@ class MujocoWarpEngine(Engine):
     def step(self) -> None:
         self._launch(self._step_graph, self._step_fn)
 
+    def capture_state(self):
+        """qpos, qvel, controls and the solver's warm start of every world (exact)."""
+        state = {k: getattr(self, "_" + k).detach().cpu().clone() for k in ("qpos", "qvel", "ctrl", "qacc_warmstart")}
+        state["engine"] = type(self).__name__
+        return state
+
+    def restore_state(self, state) -> None:
+        if state.get("engine") != type(self).__name__:
+            raise ValueError("engine state of {} does not fit {}".format(state.get("engine"), type(self).__name__))
+        for k in ("qpos", "qvel", "ctrl", "qacc_warmstart"):
+            getattr(self, "_" + k).copy_(state[k].to(self.device))
+        self._launch(self._forward_graph, self._forward_fn)
+
     def close(self) -> None:
         self._step_graph = None
         self._forward_graph = None

@@ -53,49 +53,8 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu", copy=True)
 
 
-def engine_kind(engine) -> str:
-    if hasattr(engine, "_rollout"):
-        return "mujoco"
-    if hasattr(engine, "_qacc_warmstart"):
-        return "mujoco_warp"
-    return "generic"
-
-
-def capture_engine_state(engine) -> Dict[str, Any]:
-    """The engine's exact state, by engine kind; other engines fall back to the contract's getters
-    (float32 body and DOF states: a close, not bit-exact, restart)."""
-    kind = engine_kind(engine)
-    if kind == "mujoco":  # exact float64 MuJoCo state
-        return {"kind": "mujoco", "state": engine._state.copy(), "ctrl": engine._ctrl.copy(),
-                "sensors": engine._sensors.copy()}
-    if kind == "mujoco_warp":
-        return {"kind": "mujoco_warp", **{k: _cpu(getattr(engine, "_" + k))
-                                          for k in ("qpos", "qvel", "ctrl", "qacc_warmstart")}}
-    root = engine.root_state()
-    return {"kind": "generic", "root": _cpu(root), "dof": _cpu(engine.dof_state())}
-
-
-def restore_engine_state(engine, state: Dict[str, Any]) -> None:
-    kind = state["kind"]
-    if kind != engine_kind(engine):
-        raise ValueError("engine state of kind '{}' does not fit {}".format(kind, type(engine).__name__))
-    if kind == "mujoco":
-        engine._state[:] = state["state"]
-        engine._ctrl[:] = state["ctrl"]
-        engine._sensors[:] = state["sensors"]
-        engine._publish(slice(None))
-    elif kind == "mujoco_warp":
-        for k in ("qpos", "qvel", "ctrl", "qacc_warmstart"):
-            getattr(engine, "_" + k).copy_(state[k].to(engine.device))
-        engine._launch(engine._forward_graph, engine._forward_fn)
-    else:
-        dev = engine.device
-        root, dof = state["root"].to(dev), state["dof"].to(dev)
-        engine.set_state(None, root[:, 0:3], root[:, 3:7], root[:, 7:10], root[:, 10:13], dof[..., 0], dof[..., 1])
-
-
 def capture_task_state(task) -> Dict[str, Any]:
-    state = {"engine": capture_engine_state(task.engine), "num_envs": task.num_envs,
+    state = {"engine": task.engine.capture_state(), "num_envs": task.num_envs,
              "buffers": {k: _cpu(getattr(task, k)) for k in TASK_BUFFERS if hasattr(task, k)}}
     if hasattr(task, "episode_sums"):
         state["episode_sums"] = {k: _cpu(v) for k, v in task.episode_sums.items()}
@@ -105,7 +64,7 @@ def capture_task_state(task) -> Dict[str, Any]:
 def restore_task_state(task, state: Dict[str, Any]) -> None:
     if state["num_envs"] != task.num_envs:
         raise ValueError("checkpoint env state has {} envs, this task has {}".format(state["num_envs"], task.num_envs))
-    restore_engine_state(task.engine, state["engine"])
+    task.engine.restore_state(state["engine"])
     for k, v in state["buffers"].items():
         getattr(task, k).copy_(v.to(getattr(task, k).device))
     for k, v in state.get("episode_sums", {}).items():
@@ -154,11 +113,11 @@ class ResumeState:
         if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
             return  # a checkpoint without it (older, or another env's): training restarts its envs
         saved = state["task"]
-        kind = engine_kind(task.engine)
-        if saved["num_envs"] != task.num_envs or saved["engine"]["kind"] != kind:
-            print("resume: the checkpoint's envs ({} on the {} engine) do not match this run's ({} on {}): "
+        kind = type(task.engine).__name__
+        if saved["num_envs"] != task.num_envs or saved["engine"].get("engine") != kind:
+            print("resume: the checkpoint's envs ({} on {}) do not match this run's ({} on {}): "
                   "weights, optimizer and counters resume, the envs and random generators start afresh".format(
-                      saved["num_envs"], saved["engine"]["kind"], task.num_envs, kind))
+                      saved["num_envs"], saved["engine"].get("engine"), task.num_envs, kind))
             return
         restore_task_state(task, state["task"])
         restore_rng_state(state["rng"])
