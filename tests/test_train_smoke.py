@@ -37,6 +37,15 @@ def trained():
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+@pytest.fixture
+def trained_checkpoint(trained):
+    """The best-reward checkpoint the smoke training wrote."""
+    checkpoint = os.path.join(trained[1], "nn", "HumanoidDeepMimic.pth")
+    if not os.path.isfile(checkpoint):
+        pytest.fail("training wrote no checkpoint")
+    return checkpoint
+
+
 def test_training_writes_checkpoint_and_config(trained):
     proc, run_dir = trained
     assert proc.returncode == 0, output(proc)[-3000:]
@@ -53,22 +62,16 @@ def test_training_writes_checkpoint_and_config(trained):
     assert all(torch.isfinite(v).all() for v in model.values() if torch.is_tensor(v) and v.is_floating_point())
 
 
-def test_checkpoint_plays(trained):
-    _, run_dir = trained
-    checkpoint = os.path.join(run_dir, "nn", "HumanoidDeepMimic.pth")
-    if not os.path.isfile(checkpoint):
-        pytest.fail("training wrote no checkpoint")
+def test_checkpoint_plays(trained_checkpoint):
+    checkpoint = trained_checkpoint
     proc = run_train("task=HumanoidDeepMimic", "test=True", "checkpoint={}".format(checkpoint), "num_envs=2",
                      "num_test_games=2")
     assert proc.returncode == 0, output(proc)[-3000:]
     assert "av reward" in output(proc)
 
 
-def test_checkpoint_with_other_network_sizes_fails_naming_both(trained):
-    _, run_dir = trained
-    checkpoint = os.path.join(run_dir, "nn", "HumanoidDeepMimic.pth")
-    if not os.path.isfile(checkpoint):
-        pytest.fail("training wrote no checkpoint")
+def test_checkpoint_with_other_network_sizes_fails_naming_both(trained_checkpoint):
+    checkpoint = trained_checkpoint
     proc = run_train("task=HumanoidDeepMimic", "test=True", "checkpoint={}".format(checkpoint), "num_envs=2",
                      "num_test_games=1", "task.env.obs.target_frames=[1]")
     assert proc.returncode != 0
