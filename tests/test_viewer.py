@@ -1,6 +1,7 @@
 """Watching results (issue 6): offscreen frames of the character and its reference ghost, mp4
 clips of env 0 recorded by the task, and the motion preview command. Rendering uses EGL or
 OSMesa (tasks/utils/gl_backend.py); the tests skip, saying why, where neither works."""
+import sys
 import json
 import os
 
@@ -124,3 +125,14 @@ def test_preview_command_writes_the_clip(gl_backend, tmp_path):
     assert frames_read[0].shape == (128, 160, 3)
     # the character walks: first and last frames differ (the camera follows, the floor slides by)
     assert np.abs(frames_read[0].astype(int) - frames_read[-1].astype(int)).mean() > 1
+
+
+def test_mp4_writer_without_imageio_ffmpeg_names_the_package(tmp_path, monkeypatch):
+    """imageio alone would pick its TIFF plugin for '.mp4' and fail on the first frame; the writer
+    must refuse at once and say what to install (seen on a GPU machine with imageio but no ffmpeg)."""
+    from tasks.utils.viewer import Mp4Writer
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    with pytest.raises(RuntimeError, match="imageio-ffmpeg"):
+        Mp4Writer(str(tmp_path / "x.mp4"), fps=30)
+    assert not (tmp_path / "x.mp4").exists()

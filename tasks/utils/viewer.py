@@ -61,14 +61,17 @@ class Mp4Writer:
     """Frames to an H.264 mp4 through imageio-ffmpeg (pip install imageio imageio-ffmpeg)."""
 
     def __init__(self, path: str, fps: float):
+        # Without imageio-ffmpeg, imageio picks another plugin for '.mp4' (tifffile) and fails on the
+        # first frame with an unrelated TypeError; ask for both packages up front instead.
         try:
             import imageio
+            import imageio_ffmpeg  # noqa: F401
         except ImportError:
             raise RuntimeError('writing mp4 needs imageio and imageio-ffmpeg: pip install -e ".[video]"')
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.num_frames = 0
-        self._writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=16,
+        self._writer = imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=7, macro_block_size=16,
                                           pixelformat="yuv420p")
 
     def append(self, frame: np.ndarray) -> None:
