@@ -19,6 +19,9 @@ The BVH's rest pose (all channels zero: T-pose, A-pose or anything else) is alig
 character's by bone directions, so the two need not match. Finally the clip is shifted so that
 the lowest point of the feet over the clip touches the floor, and a report gives each body's
 position error against the scaled BVH joint it follows.
+
+A joint map's BVH names match ignoring case and a namespace prefix: ``Hips`` matches
+``mixamorig:Hips`` (Mixamo) and ``Armature|Hips``.
 """
 import argparse
 import os
@@ -81,10 +84,18 @@ def resolve_joint_map(joint_map: Dict[str, List[str]], bvh: BvhMotion, map_name:
     return out
 
 
+def _source_rate(frame_time: float) -> float:
+    """The BVH's frame rate. Frame times are printed rounded (0.033333 for 1/30 s), which would make
+    a 30 fps clip a hair shorter than a whole number of 30 fps frames and lose its last frame: a
+    rate within 0.01 % of a whole number is that number (NTSC's 29.97 is 0.1 % off 30 and stays)."""
+    rate = 1.0 / frame_time
+    return float(round(rate)) if abs(rate - round(rate)) < 1e-4 * rate else rate
+
+
 def _resample(bvh: BvhMotion, fps: float):
     """BVH local translations [T][F', 3] and rotations at ``fps``."""
     trans, rots = bvh.local_transforms()
-    src_t = np.arange(bvh.num_frames) * bvh.frame_time
+    src_t = np.arange(bvh.num_frames) / _source_rate(bvh.frame_time)
     n = int(np.floor(src_t[-1] * fps + 1e-6)) + 1
     if n < 2:
         raise DataFormatError(bvh.path, "MOTION", "zero-length clip: {:.4f} s is shorter than one frame at {} fps"
