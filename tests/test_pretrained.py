@@ -12,7 +12,7 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = ["humanoid3d_walk"]
+SHIPPED = ["humanoid3d_walk", "humanoid3d_jump", "humanoid3d_backflip", "humanoid3d_spinkick"]
 
 
 @pytest.mark.parametrize("clip", SHIPPED)
