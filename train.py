@@ -90,9 +90,13 @@ def check_config(cfg: DictConfig) -> str:
     return engine
 
 
-def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int) -> None:
-    """A checkpoint trained with other observations or actions fails here, naming both sizes."""
+def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int, termination: dict) -> None:
+    """A checkpoint trained with other observations or actions fails here, naming both sizes; one
+    trained under other early-termination settings (``termination``: the task's) gets a warning
+    giving the overrides it was trained with, since its episodes would end differently here."""
     import torch
+
+    from tasks.utils.export_checkpoint import training_termination_settings
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model = state.get("model", {}) if isinstance(state, dict) else {}
@@ -104,6 +108,12 @@ def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int) -> No
     if mu is not None and mu.shape[0] != num_actions:
         raise SystemExit("checkpoint {} was trained with {} actions; this task has {}".format(
             checkpoint, mu.shape[0], num_actions))
+    trained = training_termination_settings(state) if isinstance(state, dict) else None
+    for key, value in sorted((trained or {}).items()):
+        if key in termination and termination[key] != value:
+            shown = "[{}]".format(",".join(value)) if isinstance(value, list) else value
+            print("warning: checkpoint {} was trained with task.env.{}={}, this run has {}; add "
+                  "'task.env.{}={}' to play it as trained".format(checkpoint, key, shown, termination[key], key, shown))
 
 
 @hydra.main(version_base="1.3", config_name="config", config_path="./cfg")
@@ -166,7 +176,7 @@ def main(cfg: DictConfig) -> None:
         params["load_checkpoint"] = True
         params["load_path"] = cfg.checkpoint
         task = create_task()
-        check_checkpoint_fits(cfg.checkpoint, task.num_obs, task.num_actions)
+        check_checkpoint_fits(cfg.checkpoint, task.num_obs, task.num_actions, task.termination_settings)
 
     run_dir = os.path.join(REPO_ROOT, "runs", run_name)
     if not cfg.test and ranks.is_main:  # rank 0 only; engine and devices as resolved, the rank count

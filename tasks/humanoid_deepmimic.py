@@ -122,6 +122,11 @@ class HumanoidDeepMimic(VecTask):
         if unknown:
             raise ValueError("task.env.contact_bodies: unknown bodies {}; the model has {}".format(unknown, bodies))
         self.fall_contact_mask = torch.tensor([b not in env["contact_bodies"] for b in bodies], device=device)
+        # When an episode ends early, as task.env overrides; saved in checkpoints so that playing one
+        # under other settings (a cartwheel policy without its wrists allowed down) is pointed out.
+        self.termination_settings = {"contact_bodies": [str(b) for b in env["contact_bodies"]],
+                                     "termination_distance": self.termination_distance,
+                                     "contact_force_threshold": self.contact_force_threshold}
         limits = self.engine.dof_limits.to(device)
         reach = torch.maximum(limits[:, 0].abs(), limits[:, 1].abs())
         self.action_scale = torch.where(reach > 0, reach, torch.full_like(reach, torch.pi))

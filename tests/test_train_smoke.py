@@ -89,3 +89,30 @@ def test_missing_checkpoint_fails_clearly(tmp_path):
     proc = run_train("test=True", "num_envs=2")
     assert proc.returncode != 0
     assert "test=True needs checkpoint=" in output(proc)
+
+
+def test_playing_under_other_termination_settings_warns_with_the_trained_overrides(trained_checkpoint, tmp_path):
+    """A cartwheel policy is trained with the wrists allowed on the ground; played without that, its
+    episodes end at the first hand contact. The checkpoint (and its export) records the settings, and
+    playing under others names the override that restores them."""
+    from tasks.utils.export_checkpoint import export_checkpoint
+
+    with open(os.path.join(REPO_ROOT, "cfg", "task", "HumanoidDeepMimic.yaml")) as f:
+        defaults = yaml.safe_load(f)["env"]
+    state = torch.load(trained_checkpoint, map_location="cpu", weights_only=False)
+    assert state["env_state"]["task"]["termination"] == {
+        "contact_bodies": defaults["contact_bodies"], "termination_distance": defaults["termination_distance"],
+        "contact_force_threshold": defaults["contact_force_threshold"]}
+    exported = str(tmp_path / "exported.pth")
+    export_checkpoint(trained_checkpoint, exported)
+    wrists = "[right_ankle,left_ankle,right_wrist,left_wrist]"
+    for checkpoint in (trained_checkpoint, exported):
+        proc = run_train("task=HumanoidDeepMimic", "test=True", "checkpoint={}".format(checkpoint), "num_envs=2",
+                         "num_test_games=1", "task.env.contact_bodies={}".format(wrists))
+        assert proc.returncode == 0, output(proc)[-3000:]
+        trained_with = "[{}]".format(",".join(defaults["contact_bodies"]))
+        assert "add 'task.env.contact_bodies={}' to play it as trained".format(trained_with) in output(proc)
+        assert "termination_distance" not in output(proc)  # only what differs
+    proc = run_train("task=HumanoidDeepMimic", "test=True", "checkpoint={}".format(exported), "num_envs=2",
+                     "num_test_games=1")
+    assert proc.returncode == 0 and "warning: checkpoint" not in output(proc)

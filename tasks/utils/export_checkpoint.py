@@ -4,6 +4,7 @@ value normalisers), weight matrices stored in float16 (they load back into float
     python -m tasks.utils.export_checkpoint runs/walk/nn/last_..._sigterm.pth checkpoints/humanoid3d_walk.pth
 """
 import argparse
+from typing import Optional
 
 import torch
 
@@ -13,7 +14,21 @@ def export_checkpoint(source: str, target: str) -> None:
     if "model" not in state:
         raise SystemExit("{} has no 'model' entry: not an rl_games checkpoint".format(source))
     model = {k: (v.half() if v.dtype == torch.float32 and v.dim() == 2 else v) for k, v in state["model"].items()}
-    torch.save({"model": model, "epoch": state.get("epoch"), "frame": state.get("frame")}, target)
+    exported = {"model": model, "epoch": state.get("epoch"), "frame": state.get("frame")}
+    termination = training_termination_settings(state)
+    if termination is not None:
+        exported["termination"] = termination
+    torch.save(exported, target)
+
+
+def training_termination_settings(state: dict) -> Optional[dict]:
+    """The task.env termination settings a checkpoint was trained with: kept at the top of an exported
+    one, inside rl_games' env_state (tasks/utils/resume_state.py) of a training one; None if absent."""
+    if "termination" in state:
+        return state["termination"]
+    env_state = state.get("env_state")
+    task_state = env_state.get("task") if isinstance(env_state, dict) else None
+    return task_state.get("termination") if isinstance(task_state, dict) else None
 
 
 def main() -> None:

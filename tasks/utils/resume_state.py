@@ -58,6 +58,8 @@ def capture_task_state(task) -> Dict[str, Any]:
              "buffers": {k: _cpu(getattr(task, k)) for k in TASK_BUFFERS if hasattr(task, k)}}
     if hasattr(task, "episode_sums"):
         state["episode_sums"] = {k: _cpu(v) for k, v in task.episode_sums.items()}
+    if hasattr(task, "termination_settings"):
+        state["termination"] = dict(task.termination_settings)
     return state
 
 
