@@ -386,6 +386,24 @@ def load_skeleton_from_mjcf(path: str) -> Skeleton:
     return Skeleton(path, tuple(joints))
 
 
+def load_fall_contact_bodies(path: str) -> List[str]:
+    """Bodies whose ground contact ends a DeepMimic episode (the character file's EnableFallContact:
+    root, chest and neck for humanoid3d), as mjcf_converter stores them in the MJCF's ``<custom>``."""
+    import xml.etree.ElementTree as ET
+
+    skeleton = load_skeleton_from_mjcf(path)
+    custom = ET.parse(path).getroot().find("custom")
+    fields = {el.get("name"): el.get("data", "") for el in custom}
+    if "deepmimic_fall_contacts" not in fields:
+        raise DataFormatError(path, "<custom>", "missing field 'deepmimic_fall_contacts': regenerate the file with "
+                              "poselib_utils/mjcf_converter.py")
+    flags = fields["deepmimic_fall_contacts"].split()
+    if len(flags) != len(skeleton.joints) or any(f not in ("0", "1") for f in flags):
+        raise DataFormatError(path, "<custom> deepmimic_fall_contacts", "expected {} flags of 0 or 1, got '{}'".format(
+            len(skeleton.joints), fields["deepmimic_fall_contacts"]))
+    return [j.name for j, f in zip(skeleton.joints, flags) if f == "1"]
+
+
 def find_data_file(path: str, search_dirs: Optional[Sequence[str]] = None) -> str:
     """Resolve ``path`` as given, or relative to the repository root."""
     candidates = [path]

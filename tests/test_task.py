@@ -472,3 +472,34 @@ def test_task_constructor_rejects_bad_configuration(bad_width_clip):
         make_task("task.env.motion_file=motions/humanoid3d_nope.txt")
     with pytest.raises(DataFormatError, match=r"short_frames.txt: frame 0: has 43 numbers, .* needs 44"):
         make_task("task.env.motion_file={}".format(bad_width_clip))
+
+
+def test_contact_bodies_character_follows_deepmimics_fall_contacts(humanoid_char_path):
+    """'character' ends an episode on ground contact exactly of the bodies DeepMimic's character file
+    marks EnableFallContact (read here from that file), so hands and knees may touch the ground."""
+    with open(humanoid_char_path) as f:
+        falls = {b["Name"] for b in json.load(f)["BodyDefs"] if b["EnableFallContact"]}
+    assert falls == {"root", "chest", "neck"}
+    task = make_task("task.env.contact_bodies=character")
+    bodies = task.engine.body_names
+    assert {b for b, fall in zip(bodies, task.fall_contact_mask.tolist()) if fall} == falls
+    assert task.termination_settings["contact_bodies"] == "character"
+    default = make_task()
+    assert {b for b, fall in zip(bodies, default.fall_contact_mask.tolist()) if not fall} == {"right_ankle",
+                                                                                           "left_ankle"}
+    with pytest.raises(ValueError, match="task.env.contact_bodies: a list of body names or 'character'"):
+        make_task("task.env.contact_bodies=everything")
+
+
+def test_contact_bodies_character_needs_the_mjcf_field(tmp_path):
+    """An MJCF converted before the field existed fails naming the field and the fix."""
+    from poselib_utils.data_loader import DataFormatError, load_fall_contact_bodies
+
+    text = open(MJCF).read()
+    old = [line for line in text.splitlines() if "deepmimic_fall_contacts" in line]
+    assert len(old) == 1
+    stale = tmp_path / "humanoid3d.xml"
+    stale.write_text(text.replace(old[0] + "\n", ""))
+    with pytest.raises(DataFormatError, match="deepmimic_fall_contacts.*regenerate"):
+        load_fall_contact_bodies(str(stale))
+    assert load_fall_contact_bodies(MJCF) == ["root", "chest", "neck"]
