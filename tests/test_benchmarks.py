@@ -24,3 +24,43 @@ def test_throughput_prints_engine_and_task_rates():
 def test_train_throughput_reports_samples_per_second():
     out = run("train_throughput.py", "--engine", "mujoco", "--num-envs", "8", "--epochs", "2", "--skip", "0")
     assert re.search(r"samples/s .*: \d+", out), out
+
+
+def test_learning_curves_train_evaluate_and_export(tmp_path):
+    """A short run on the CPU engine: the curve's samples follow from the epoch (envs x horizon_length),
+    the final checkpoint is exported with the run's settings, and the run's task overrides reach the
+    evaluations (no 'trained with other settings' warning)."""
+    import csv
+
+    import torch
+    import yaml
+
+    out = tmp_path / "results"
+    run("learning.py", "--seconds", "20", "--num-envs", "8", "--engine", "mujoco", "--save-every", "2",
+        "--eval-every", "3", "--eval-envs", "1", "--horizon", "1", "--parallel-evals", "2", "--out", str(out),
+        "pytest_learning=motions/humanoid3d_jump.txt task.env.contact_bodies=character")
+    try:
+        with open(os.path.join(REPO_ROOT, "cfg", "train", "HumanoidDeepMimicPPO.yaml")) as f:
+            horizon_length = yaml.safe_load(f)["params"]["config"]["horizon_length"]
+        rows = list(csv.DictReader(open(out / "pytest_learning.csv")))
+        epochs = [int(r["epoch"]) for r in rows]
+        assert len(rows) >= 2 and epochs == sorted(set(epochs))
+        assert epochs[:-1] == [6 * (i + 1) for i in range(len(epochs) - 1)]  # every 3rd of every 2nd epoch
+        assert all(int(r["samples"]) == int(r["epoch"]) * 8 * horizon_length for r in rows)
+        assert all(0.0 <= float(r["success_rate"]) <= 1.0 and float(r["mpjpe_g_mm"]) > 0.0 for r in rows)
+        exported = torch.load(out / "pytest_learning.pth", map_location="cpu", weights_only=False)
+        assert exported["epoch"] == epochs[-1] and exported["termination"]["contact_bodies"] == "character"
+        logs = [open(p).read() for p in (out / "eval").glob("*.log")]
+        assert len(logs) == len(rows) and not any("warning: checkpoint" in text for text in logs)
+        assert "| epoch | s | M samples |" in open(out / "summary.md").read()
+    finally:
+        import shutil
+
+        shutil.rmtree(os.path.join(REPO_ROOT, "runs", "pytest_learning"), ignore_errors=True)
+
+
+def test_learning_rejects_malformed_runs(tmp_path):
+    for spec, message in (("jump", "expected NAME=CLIP"), ("j=motions/nope.txt", "clip motions/nope.txt does not exist")):
+        result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "benchmarks", "learning.py"), "--seconds",
+                                 "1", "--out", str(tmp_path), spec], cwd=REPO_ROOT, capture_output=True, text=True)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,192 @@
+"""Learning curves in tracking metrics: train clips for a fixed wall time, then evaluate the saved
+checkpoints along the way (MPJPE-G etc. against samples and seconds) and export the final policies.
+
+    python benchmarks/learning.py --seconds 900 --out results \\
+        jump=motions/humanoid3d_jump.txt \\
+        "cartwheel=motions/humanoid3d_cartwheel.txt task.env.contact_bodies=character"
+
+Each run is ``NAME=CLIP`` plus hydra overrides for train.py. Training ends with SIGTERM after
+``--seconds`` (train.py then writes a final checkpoint); a run continues an earlier one with
+``checkpoint=<its .pth>`` among its overrides. Runs train one after the other, or all at once with
+``--concurrent`` (several runs sharing one GPU: their wall times are then not those of a run alone).
+Every ``--eval-every``-th saved checkpoint and the final one are evaluated as benchmarks/evaluate.py
+does (the run's ``task.*`` overrides apply there too), ``--parallel-evals`` at a time. Writes
+``<out>/<name>.csv`` (epoch, seconds since the start, samples, metrics), ``<out>/<name>.pth`` (the
+final checkpoint, exported), ``<out>/<name>_metrics.json`` and ``<out>/summary.md``.
+"""
+import argparse
+import concurrent.futures
+import csv
+import glob
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List, NamedTuple
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+METRICS = ("success_rate", "mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg", "normalized_return")
+
+
+class Run(NamedTuple):
+    name: str
+    clip: str
+    overrides: List[str]
+
+
+def parse_run(spec: str) -> Run:
+    words = shlex.split(spec)
+    name, sep, clip = words[0].partition("=") if words else ("", "", "")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not clip:
+        raise SystemExit("run '{}': expected NAME=CLIP [override ...], NAME of letters, digits, '_', '.', '-'".format(
+            spec))
+    if not os.path.isfile(os.path.join(REPO_ROOT, clip)) and not os.path.isfile(clip):
+        raise SystemExit("run '{}': clip {} does not exist".format(name, clip))
+    return Run(name, os.path.abspath(clip if os.path.isfile(clip) else os.path.join(REPO_ROOT, clip)), words[1:])
+
+
+def train(run: Run, args) -> subprocess.Popen:
+    """Starts train.py for ``run``; its output goes to <out>/<name>.train.log."""
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "train.py"), "task=HumanoidDeepMimic", "headless=True",
+           "experiment={}".format(run.name), "num_envs={}".format(args.num_envs), "sim_engine={}".format(args.engine),
+           "task.env.motion_file='{}'".format(run.clip), "max_iterations={}".format(args.max_epochs),
+           "train.params.config.save_frequency={}".format(args.save_every)] + run.overrides
+    with open(os.path.join(args.out, run.name + ".train.log"), "w") as log:  # the child keeps its own handle
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def train_for(runs: List[Run], args) -> Dict[str, float]:
+    """Trains ``runs`` (together or in turn) for ``args.seconds`` each; returns each run's start time."""
+    starts = {}
+    batches = [runs] if args.concurrent else [[r] for r in runs]
+    for batch in batches:
+        procs = {}
+        for run in batch:
+            starts[run.name] = time.time()
+            procs[run.name] = train(run, args)
+        deadline = time.time() + args.seconds
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=max(deadline - time.time(), 0.0))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)  # train.py: finish the epoch, save, exit 0
+                proc.wait()
+            if proc.returncode != 0:
+                raise SystemExit("training {} failed (exit {}): see {}".format(
+                    name, proc.returncode, os.path.join(args.out, name + ".train.log")))
+            print("trained {} for {:.0f} s".format(name, time.time() - starts[name]), flush=True)
+    return starts
+
+
+def epoch_of(checkpoint: str) -> int:
+    """The epoch in train.py's checkpoint names: last_<name>_ep_<epoch>_rew_<r>.pth or ..._sigterm.pth."""
+    return int(re.search(r"_ep_(\d+)", os.path.basename(checkpoint)).group(1))
+
+
+def checkpoints_to_evaluate(run: Run, start: float, every: int) -> List[str]:
+    """Every ``every``-th checkpoint this run saved (not an earlier run's of the same name) and its last."""
+    saved = [p for p in glob.glob(os.path.join(REPO_ROOT, "runs", run.name, "nn", "last_*_ep_*.pth"))
+             if os.path.getmtime(p) >= start]
+    by_epoch = sorted(saved, key=lambda p: (epoch_of(p), os.path.getmtime(p)))
+    if not by_epoch:
+        raise SystemExit("run {} saved no checkpoint: see its training log".format(run.name))
+    chosen = {}  # epoch -> checkpoint; the final (SIGTERM) one replaces a regular save of its epoch
+    for path in by_epoch[every - 1::every] + [by_epoch[-1]]:
+        chosen[epoch_of(path)] = path
+    return [chosen[epoch] for epoch in sorted(chosen)]
+
+
+def evaluate(run: Run, checkpoint: str, args) -> dict:
+    out = os.path.join(args.out, "eval", "{}__{}.json".format(run.name, os.path.basename(checkpoint)[:-4]))
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "evaluate.py"), "--checkpoint", checkpoint,
+           "--motion-file", run.clip, "--num-envs", str(args.eval_envs), "--horizon", str(args.horizon),
+           "--engine", args.engine, "--json", out, "--"] + [o for o in run.overrides if o.startswith("task.")]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    with open(out[:-5] + ".log", "w") as f:
+        f.write(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise SystemExit("evaluating {} failed:\n{}".format(checkpoint, (result.stdout + result.stderr)[-3000:]))
+    with open(out) as f:
+        return json.load(f)
+
+
+def curve(run: Run, start: float, args) -> List[dict]:
+    """One row per evaluated checkpoint: epoch, seconds since the run started, samples, metrics."""
+    import torch
+
+    checkpoints = checkpoints_to_evaluate(run, start, args.eval_every)
+    with concurrent.futures.ThreadPoolExecutor(args.parallel_evals) as pool:
+        results = list(pool.map(lambda c: evaluate(run, c, args), checkpoints))
+    rows = []
+    for checkpoint, result in zip(checkpoints, results):
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        metrics = result["metrics"]["all"]
+        rows.append(dict({"epoch": state["epoch"], "seconds": round(os.path.getmtime(checkpoint) - start, 1),
+                          "samples": state["frame"], "checkpoint": os.path.relpath(checkpoint, REPO_ROOT)},
+                         **{k: metrics[k] for k in METRICS}))
+    return rows
+
+
+def write_results(run: Run, rows: List[dict], final_metrics: dict, args) -> str:
+    from tasks.utils.export_checkpoint import export_checkpoint
+
+    with open(os.path.join(args.out, run.name + ".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+    export_checkpoint(os.path.join(REPO_ROOT, rows[-1]["checkpoint"]), os.path.join(args.out, run.name + ".pth"))
+    with open(os.path.join(args.out, run.name + "_metrics.json"), "w") as f:
+        json.dump(final_metrics, f, indent=2)
+    lines = ["### {} ({})".format(run.name, " ".join([os.path.relpath(run.clip, REPO_ROOT)] + run.overrides)), "",
+             "| epoch | s | M samples | success | MPJPE-G mm | MPJPE-L mm | root pos mm | root rot deg | norm. return |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append("| {} | {:.0f} | {:.1f} | {:.0%} | {:.1f} | {:.1f} | {:.1f} | {:.2f} | {:.3f} |".format(
+            r["epoch"], r["seconds"], r["samples"] / 1e6, r["success_rate"], r["mpjpe_g_mm"], r["mpjpe_l_mm"],
+            r["root_pos_err_mm"], r["root_rot_err_deg"], r["normalized_return"]))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", help="NAME=CLIP [hydra override ...], one quoted argument per run")
+    parser.add_argument("--seconds", type=float, required=True, help="training wall time of each run")
+    parser.add_argument("--out", default="learning_results", help="folder for the curves and exported policies")
+    parser.add_argument("--concurrent", action="store_true", help="train all runs at once (sharing the device)")
+    parser.add_argument("--num-envs", type=int, default=4096)
+    parser.add_argument("--engine", default="auto", help="sim_engine: auto, mujoco, mujoco_warp")
+    parser.add_argument("--save-every", type=int, default=25, help="epochs between saved checkpoints")
+    parser.add_argument("--eval-every", type=int, default=6, help="evaluate every k-th saved checkpoint")
+    parser.add_argument("--max-epochs", type=int, default=100000, help="epoch cap (the wall time ends runs)")
+    parser.add_argument("--eval-envs", type=int, default=16)
+    parser.add_argument("--horizon", type=float, default=20.0, help="evaluation seconds of looping clips")
+    parser.add_argument("--parallel-evals", type=int, default=4)
+    args = parser.parse_args(argv)
+    runs = [parse_run(spec) for spec in args.runs]
+    if len({r.name for r in runs}) != len(runs):
+        raise SystemExit("run names must differ: {}".format([r.name for r in runs]))
+    args.out = os.path.abspath(args.out)
+    os.makedirs(os.path.join(args.out, "eval"), exist_ok=True)
+
+    starts = train_for(runs, args)
+    summary = []
+    for run in runs:
+        rows = curve(run, starts[run.name], args)
+        with open(os.path.join(args.out, "eval", "{}__{}.json".format(
+                run.name, os.path.basename(rows[-1]["checkpoint"])[:-4]))) as f:
+            final = json.load(f)
+        summary.append(write_results(run, rows, final, args))
+        print(summary[-1], flush=True)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
