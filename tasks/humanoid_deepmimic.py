@@ -227,8 +227,19 @@ class HumanoidDeepMimic(VecTask):
         self._record_episode_stats(terms, reset, failed, terminated)
         self._reset_envs(reset)
         self.obs_buf[:] = self.compute_observations()
+        if self.engine.has_viewer:
+            self._update_engine_viewer()
         if self.watcher is not None:
             self.watcher.after_step()
+
+    def _update_engine_viewer(self) -> None:
+        """An engine's own window (IsaacGym): Backspace there resets env 0; env 0's reference is
+        shown as a ghost. Only with a window open, so the host copy costs nothing in training."""
+        if self.engine.take_reset_request():
+            self.reset_idx(torch.zeros(1, dtype=torch.long, device=self.device))
+            self.obs_buf[:] = self.compute_observations()
+        ref = self.motion_lib.get_state(self.motion_ids[0:1], self.motion_times[0:1])
+        self.engine.show_reference(ref.body_pos[0])
 
     def close(self) -> None:
         if self.watcher is not None:

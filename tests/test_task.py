@@ -503,3 +503,33 @@ def test_contact_bodies_character_needs_the_mjcf_field(tmp_path):
     with pytest.raises(DataFormatError, match="deepmimic_fall_contacts.*regenerate"):
         load_fall_contact_bodies(str(stale))
     assert load_fall_contact_bodies(MJCF) == ["root", "chest", "neck"]
+
+
+def test_engine_with_its_own_window_gets_env0_reference_and_resets_on_request(monkeypatch):
+    """For an engine with a window of its own (IsaacGym), the task hands it env 0's reference body
+    positions each step (checked against MuJoCo's forward kinematics of the reference pose) and
+    resets env 0 when the window asks. Stood in for by the CPU engine with a window pretended."""
+    import mujoco
+
+    from tasks.engines.mujoco_engine import MujocoEngine
+
+    shown, requests = [], [False, True, False]
+    monkeypatch.setattr(MujocoEngine, "has_viewer", property(lambda self: True))
+    monkeypatch.setattr(MujocoEngine, "show_reference", lambda self, body_pos: shown.append(body_pos.clone()))
+    monkeypatch.setattr(MujocoEngine, "take_reset_request", lambda self: requests.pop(0))
+    task = make_task()
+    task.reset()
+    model = mujoco.MjModel.from_xml_path(MJCF)
+    data = mujoco.MjData(model)
+    body_ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in task.engine.body_names]
+    for _ in range(3):
+        task.step(hold_actions(task))
+        ref = task.motion_lib.get_state(task.motion_ids[0:1], task.motion_times[0:1])
+        data.qpos[:] = torch.cat([ref.root_pos[0], ref.root_rot[0], ref.dof_pos[0]]).double().numpy()
+        mujoco.mj_kinematics(model, data)
+        # the library blends body positions between clip frames (~1 mm from the blended pose's FK);
+        # another env's or another step's pose would be centimetres off
+        np.testing.assert_allclose(shown[-1].numpy(), data.xpos[body_ids], atol=3e-3)
+        if len(shown) == 2:  # the second step's request reset env 0 only
+            assert task.progress_buf[0].item() == 0 and (task.progress_buf[1:] == 2).all()
+    assert len(shown) == 3 and not requests

@@ -75,6 +75,19 @@ class Engine(abc.ABC):
         """[N, 13]: position, rotation wxyz, linear velocity, angular velocity (world frame)."""
         return self.body_state()[:, 0]
 
+    # An engine with a window of its own (IsaacGym, not headless) shows env 0's reference there;
+    # for the others the task's MuJoCo viewer does (tasks/utils/viewer.py) and these do nothing.
+    @property
+    def has_viewer(self) -> bool:
+        return False
+
+    def show_reference(self, body_pos: torch.Tensor) -> None:
+        """Env 0's reference body positions [B, 3], drawn as a ghost from the next step on."""
+
+    def take_reset_request(self) -> bool:
+        """Whether the user asked to reset env 0 in the engine's window since the last call."""
+        return False
+
     # The readouts: each engine keeps these buffers current after every ``step`` and
     # ``set_state``; the getters hand out the buffers themselves (no copies).
     _dof_state: torch.Tensor

@@ -209,6 +209,10 @@ class IsaacGymEngine(Engine):
 
         self.viewer = None  # type: Optional[gymapi.Viewer]
         self.enable_viewer_sync = True
+        self.paused = False
+        self.show_ghost = True
+        self._reset_requested = False
+        self._ghost_lines = None  # type: Optional[Tuple[Any, Any]]  # (vertices [L*6], colors [L*3])
         if not cfg.headless:
             self._create_viewer()
         root_pos = torch.tensor(mjcf["bodies"][0]["pos"], device=self.device).repeat(n, 1)
@@ -250,8 +254,10 @@ class IsaacGymEngine(Engine):
         if self.viewer is None:
             print("IsaacGymEngine: could not create a viewer, running headless")
             return
-        self.gym.subscribe_viewer_keyboard_event(self.viewer, gymapi.KEY_ESCAPE, "QUIT")
-        self.gym.subscribe_viewer_keyboard_event(self.viewer, gymapi.KEY_V, "toggle_viewer_sync")
+        for key, action in ((gymapi.KEY_ESCAPE, "QUIT"), (gymapi.KEY_V, "toggle_viewer_sync"),
+                            (gymapi.KEY_SPACE, "pause"), (gymapi.KEY_BACKSPACE, "reset_env0"),
+                            (gymapi.KEY_G, "toggle_ghost")):
+            self.gym.subscribe_viewer_keyboard_event(self.viewer, key, action)
 
     # --- Engine contract -------------------------------------------------------------------
 
@@ -301,6 +307,27 @@ class IsaacGymEngine(Engine):
         self.gym.refresh_net_contact_force_tensor(self.sim)
         self._publish()
         self._render()
+
+    @property
+    def has_viewer(self) -> bool:
+        return self.viewer is not None
+
+    def show_reference(self, body_pos: torch.Tensor) -> None:
+        """The ghost: a line from each body's reference position to its parent's, orange as in the
+        MuJoCo viewer. Lines take global coordinates (as legged_gym's debug drawing passes them), so
+        env 0's origin is added back."""
+        if self.viewer is None:
+            return
+        pos = (body_pos.detach() + self._env_origins[0]).to("cpu", dtype=torch.float32)
+        bones = [(p, b) for b, p in enumerate(self._parents) if p >= 0]
+        # flat float32 arrays, 6 numbers per line and 3 per colour (as FrankaCabinet passes lists)
+        vertices = torch.stack([pos[i] for bone in bones for i in bone]).reshape(-1).numpy()
+        colors = torch.tensor([1.0, 0.55, 0.1] * len(bones)).numpy()
+        self._ghost_lines = (vertices, colors)
+
+    def take_reset_request(self) -> bool:
+        requested, self._reset_requested = self._reset_requested, False
+        return requested
 
     def close(self) -> None:
         if self.viewer is not None:
@@ -358,27 +385,51 @@ class IsaacGymEngine(Engine):
             ang.append(w)
         return torch.cat([torch.stack(pos, 1), torch.stack(rot, 1), torch.stack(lin, 1), torch.stack(ang, 1)], -1)
 
-    def _render(self) -> None:
-        """Draw the viewer, its camera following env 0's root; 'V' toggles sync, ESC quits."""
-        if self.viewer is None:
-            return
-        if self.gym.query_viewer_has_closed(self.viewer):
+    def _handle_viewer_events(self, viewer: gymapi.Viewer) -> None:
+        if self.gym.query_viewer_has_closed(viewer):
             raise SystemExit(0)
-        for event in self.gym.query_viewer_action_events(self.viewer):
-            if event.action == "QUIT" and event.value > 0:
+        for event in self.gym.query_viewer_action_events(viewer):
+            if event.value <= 0:
+                continue
+            if event.action == "QUIT":
                 raise SystemExit(0)
-            if event.action == "toggle_viewer_sync" and event.value > 0:
+            if event.action == "toggle_viewer_sync":
                 self.enable_viewer_sync = not self.enable_viewer_sync
-        if not self.enable_viewer_sync:
-            self.gym.poll_viewer_events(self.viewer)
+            elif event.action == "pause":
+                self.paused = not self.paused
+            elif event.action == "reset_env0":
+                self._reset_requested = True
+            elif event.action == "toggle_ghost":
+                self.show_ghost = not self.show_ghost
+
+    def _render(self) -> None:
+        """Draw the viewer, its camera following env 0's root, with the reference ghost. Keys as
+        the MuJoCo viewer's: Space pauses (the window stays live), Backspace resets env 0, G toggles
+        the ghost; V toggles drawing (faster training), ESC quits."""
+        viewer = self.viewer
+        if viewer is None:
             return
+        self._handle_viewer_events(viewer)
+        while self.paused and not self._reset_requested:
+            self._draw(viewer)
+            self._handle_viewer_events(viewer)
+        if not self.enable_viewer_sync:
+            self.gym.poll_viewer_events(viewer)
+            return
+        self._draw(viewer)
+
+    def _draw(self, viewer: gymapi.Viewer) -> None:
+        self.gym.clear_lines(viewer)
+        if self.show_ghost and self._ghost_lines is not None:
+            vertices, colors = self._ghost_lines
+            self.gym.add_lines(viewer, self.envs[0], len(colors) // 3, vertices, colors)
         root = self._root_raw[0, 0:3].tolist()  # global frame, as the viewer draws
         target = gymapi.Vec3(root[0], root[1], root[2])
         eye = gymapi.Vec3(root[0], root[1] - 3.0, root[2] + 1.0)
         # env None: global coordinates, as IsaacGymEnvs calls it (the stubs type it Env only)
-        self.gym.viewer_camera_look_at(self.viewer, None, eye, target)  # type: ignore[arg-type]
+        self.gym.viewer_camera_look_at(viewer, None, eye, target)  # type: ignore[arg-type]
         if self.device.type != "cpu":
             self.gym.fetch_results(self.sim, True)
         self.gym.step_graphics(self.sim)
-        self.gym.draw_viewer(self.viewer, self.sim, True)
+        self.gym.draw_viewer(viewer, self.sim, True)
         self.gym.sync_frame_time(self.sim)
