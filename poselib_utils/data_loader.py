@@ -355,8 +355,8 @@ def load_motion(path: str, skeleton: Skeleton) -> MotionClip:
     return MotionClip(path=path, loop=LOOP_MODES[loop_str], frame_durations=durations, frames=frames)
 
 
-def load_skeleton_from_mjcf(path: str) -> Skeleton:
-    """Read the DeepMimic joint layout that mjcf_converter stores in an MJCF's ``<custom>``."""
+def _mjcf_custom_fields(path: str) -> Dict[str, str]:
+    """The ``<custom>`` text fields of an MJCF, by name (mjcf_converter writes DeepMimic's there)."""
     import xml.etree.ElementTree as ET
 
     if not os.path.isfile(path):
@@ -365,7 +365,12 @@ def load_skeleton_from_mjcf(path: str) -> Skeleton:
         custom = ET.parse(path).getroot().find("custom")
     except ET.ParseError as err:
         raise DataFormatError(path, "", "invalid XML: {}".format(err))
-    fields = {} if custom is None else {el.get("name"): el.get("data", "") for el in custom}
+    return {} if custom is None else {el.get("name"): el.get("data", "") for el in custom}
+
+
+def load_skeleton_from_mjcf(path: str) -> Skeleton:
+    """Read the DeepMimic joint layout that mjcf_converter stores in an MJCF's ``<custom>``."""
+    fields = _mjcf_custom_fields(path)
     for key in ("deepmimic_joints", "deepmimic_parents", "deepmimic_diff_weights", "deepmimic_end_effectors"):
         if key not in fields:
             raise DataFormatError(path, "<custom>", "missing field '{}': regenerate the file with "
@@ -389,11 +394,8 @@ def load_skeleton_from_mjcf(path: str) -> Skeleton:
 def load_fall_contact_bodies(path: str) -> List[str]:
     """Bodies whose ground contact ends a DeepMimic episode (the character file's EnableFallContact:
     root, chest and neck for humanoid3d), as mjcf_converter stores them in the MJCF's ``<custom>``."""
-    import xml.etree.ElementTree as ET
-
     skeleton = load_skeleton_from_mjcf(path)
-    custom = ET.parse(path).getroot().find("custom")
-    fields = {el.get("name"): el.get("data", "") for el in custom}
+    fields = _mjcf_custom_fields(path)
     if "deepmimic_fall_contacts" not in fields:
         raise DataFormatError(path, "<custom>", "missing field 'deepmimic_fall_contacts': regenerate the file with "
                               "poselib_utils/mjcf_converter.py")

@@ -118,7 +118,7 @@ class HumanoidDeepMimic(VecTask):
         self.end_effector_mask = end_effectors.to(device)
         self.dof_weights = self.body_weights[torch.tensor([dof_body[d] for d in self.engine.dof_names],
                                                           device=device)]
-        contact_bodies = env["contact_bodies"]
+        requested = contact_bodies = env["contact_bodies"]
         if contact_bodies == "character":  # DeepMimic's rule: all but the character's fall-contact bodies
             falls = load_fall_contact_bodies(skeleton.source)
             contact_bodies = [b for b in bodies if b not in falls]
@@ -131,7 +131,7 @@ class HumanoidDeepMimic(VecTask):
         self.fall_contact_mask = torch.tensor([b not in contact_bodies for b in bodies], device=device)
         # When an episode ends early, as task.env overrides; saved in checkpoints so that playing one
         # under other settings (a cartwheel policy without its wrists allowed down) is pointed out.
-        self.termination_settings = {"contact_bodies": env["contact_bodies"] if isinstance(env["contact_bodies"], str)
+        self.termination_settings = {"contact_bodies": requested if requested == "character"
                                      else [str(b) for b in contact_bodies],
                                      "termination_distance": self.termination_distance,
                                      "contact_force_threshold": self.contact_force_threshold}

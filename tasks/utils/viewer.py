@@ -71,8 +71,8 @@ class Mp4Writer:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.num_frames = 0
-        self._writer = imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=7, macro_block_size=16,
-                                          pixelformat="yuv420p")
+        self._writer = imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                                          macro_block_size=16, pixelformat="yuv420p")
 
     def append(self, frame: np.ndarray) -> None:
         self._writer.append_data(frame)
