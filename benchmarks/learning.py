@@ -32,7 +32,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-METRICS = ("success_rate", "mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg", "normalized_return")
+METRICS = ("success_rate", "mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg", "mpjpe_pa_mm",
+           "normalized_return")
 
 
 class Run(NamedTuple):
@@ -145,12 +146,13 @@ def write_results(run: Run, rows: List[dict], final_metrics: dict, args) -> str:
     with open(os.path.join(args.out, run.name + "_metrics.json"), "w") as f:
         json.dump(final_metrics, f, indent=2)
     lines = ["### {} ({})".format(run.name, " ".join([os.path.relpath(run.clip, REPO_ROOT)] + run.overrides)), "",
-             "| epoch | s | M samples | success | MPJPE-G mm | MPJPE-L mm | root pos mm | root rot deg | norm. return |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| epoch | s | M samples | success | MPJPE-G mm | MPJPE-L mm | root pos mm | root rot deg | PA-MPJPE mm "
+             "| norm. return |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append("| {} | {:.0f} | {:.1f} | {:.0%} | {:.1f} | {:.1f} | {:.1f} | {:.2f} | {:.3f} |".format(
+        lines.append("| {} | {:.0f} | {:.1f} | {:.0%} | {:.1f} | {:.1f} | {:.1f} | {:.2f} | {:.1f} | {:.3f} |".format(
             r["epoch"], r["seconds"], r["samples"] / 1e6, r["success_rate"], r["mpjpe_g_mm"], r["mpjpe_l_mm"],
-            r["root_pos_err_mm"], r["root_rot_err_deg"], r["normalized_return"]))
+            r["root_pos_err_mm"], r["root_rot_err_deg"], r["mpjpe_pa_mm"], r["normalized_return"]))
     return "\n".join(lines) + "\n"
 
 

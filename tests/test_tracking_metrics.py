@@ -6,6 +6,7 @@ env at clip time 0 on its round-robin clip and runs the horizon (looping clip) o
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -15,7 +16,8 @@ import train  # noqa: F401  (registers the config resolvers)
 from tasks.humanoid_deepmimic import HumanoidDeepMimic
 from tasks.utils.motion_lib import MotionLib
 from tasks.utils.rotations import quat_from_axis_angle, quat_mul
-from tasks.utils.tracking_metrics import TrackingMetrics, evaluation_episode_steps, format_table
+from tasks.utils.tracking_metrics import (TrackingMetrics, evaluation_episode_steps, format_table,
+                                          procrustes_aligned_error)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
@@ -68,7 +70,8 @@ def test_reference_played_back_scores_zero(lib):
     assert set(summary) == {"humanoid3d_walk.txt", "humanoid3d_kick.txt", "all"}
     for clip in summary.values():
         assert clip["num_episodes"] in (2, 4)
-        for key in ("mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg"):
+        for key in ("mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg", "mpjpe_pa_mm",
+                    "vel_err_mm_frame", "accel_err_mm_frame2"):
             assert clip[key] == pytest.approx(0.0, abs=1e-3), key
         assert clip["success_rate"] == 1.0
         assert clip["normalized_return"] == pytest.approx(1.0)
@@ -85,6 +88,8 @@ def test_offsets_and_rotations_score_what_was_injected(lib):
     assert walk["mpjpe_g_mm"] == pytest.approx(50.0, abs=1e-2)  # |(3, 0, 4) cm| = 5 cm on every body
     assert walk["mpjpe_l_mm"] == pytest.approx(0.0, abs=1e-2)  # the root moved too
     assert walk["root_pos_err_mm"] == pytest.approx(50.0, abs=1e-2)
+    for key in ("mpjpe_pa_mm", "vel_err_mm_frame", "accel_err_mm_frame2"):  # a constant shift
+        assert walk[key] == pytest.approx(0.0, abs=1e-2), key
     assert walk["success_rate"] == 1.0
 
     offset = torch.zeros(num_bodies, 3)
@@ -100,6 +105,55 @@ def test_offsets_and_rotations_score_what_was_injected(lib):
     metrics = make_metrics(lib)
     play_reference(lib, metrics, 60, 4, offset=torch.tensor([0.6, 0.0, 0.0]).expand(num_bodies, 3))
     assert metrics.summary()["all"]["success_rate"] == 0.0  # 0.6 m off on average: failed
+
+
+def test_drift_at_constant_speed_is_a_velocity_error_only(lib):
+    """The whole body sliding away at v: velocity error |v| dt per frame, no acceleration error."""
+    ids, velocity = torch.zeros(2, dtype=torch.long), torch.tensor([0.3, -0.4, 0.0])  # 0.5 m/s
+    metrics = TrackingMetrics(lib, 2, torch.tensor([30, 30]), DT)
+    for step in range(1, 31):
+        times = torch.full((2,), step * DT)
+        ref = lib.get_state(ids, times)
+        metrics.update(ref.body_pos + velocity * step * DT, ref.body_rot, ids, times, torch.ones(2),
+                       torch.full((2,), step == 30), torch.zeros(2, dtype=torch.bool))
+    walk = metrics.summary()["humanoid3d_walk.txt"]
+    assert walk["vel_err_mm_frame"] == pytest.approx(500.0 * DT, rel=1e-4)
+    assert walk["accel_err_mm_frame2"] == pytest.approx(0.0, abs=1e-3)
+    assert walk["mpjpe_pa_mm"] == pytest.approx(0.0, abs=1e-2)
+    assert walk["mpjpe_g_mm"] == pytest.approx(500.0 * DT * 15.5, rel=1e-4)  # mean of 1..30 steps
+
+
+def test_procrustes_alignment_is_the_least_squares_similarity(lib):
+    """PA-MPJPE against scipy: zero for a rotated, scaled and moved copy of a pose; for a bent pose,
+    the alignment of scipy's Kabsch rotation and the closed-form scale, which no other similarity
+    transform found by scipy's optimiser beats (the pose shape alone is measured)."""
+    from scipy.optimize import minimize
+    from scipy.spatial.transform import Rotation
+
+    ref = lib.get_state(torch.tensor([0, 1]), torch.tensor([0.4, 0.7])).body_pos.double()
+    turn = Rotation.from_rotvec([0.3, -1.2, 0.5])
+    moved = 1.1 * torch.from_numpy(turn.apply(ref.reshape(-1, 3).numpy())).reshape(ref.shape) + 0.7
+    assert procrustes_aligned_error(moved, ref).max() < 1e-9
+
+    generator = torch.Generator().manual_seed(0)
+    bent = moved + 0.05 * torch.randn(ref.shape, generator=generator, dtype=torch.float64)
+    mirrored = ref * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)  # a reflection is no rotation
+    for sim_pose, ref_pose in [(bent[0], ref[0]), (bent[1], ref[1]), (mirrored[0], ref[0])]:
+        sim_c = (sim_pose - sim_pose.mean(0)).numpy()
+        ref_c = (ref_pose - ref_pose.mean(0)).numpy()
+        kabsch, _ = Rotation.align_vectors(ref_c, sim_c)
+        rotated = kabsch.apply(sim_c)
+        scale = (rotated * ref_c).sum() / (sim_c * sim_c).sum()
+        expected = np.linalg.norm(scale * rotated - ref_c, axis=1).mean()
+        got = float(procrustes_aligned_error(sim_pose[None], ref_pose[None])[0])
+        assert got == pytest.approx(expected, rel=1e-6)
+
+        def squared_error(x):
+            fitted = x[3] * Rotation.from_rotvec(x[:3]).apply(sim_c) + x[4:]
+            return ((fitted - ref_c) ** 2).sum()
+        best = min((minimize(squared_error, np.r_[Rotation.random(random_state=k).as_rotvec(), 1.0, 0, 0, 0],
+                             method="BFGS") for k in range(4)), key=lambda r: r.fun)
+        assert ((scale * rotated - ref_c) ** 2).sum() <= best.fun + 1e-8
 
 
 def test_early_termination_fails_and_only_the_first_episode_counts(lib):

@@ -13,6 +13,13 @@ Definitions (per frame f of an episode, B bodies in MJCF order, the root is body
 - MPJPE-L: the same after subtracting each pose's own root position (root-relative, mm).
 - root position error: ``|root_sim - root_ref|`` (mm); root rotation error: the angle of the
   rotation between the simulated and reference root orientations (deg).
+- PA-MPJPE: MPJPE-G after the similarity transform (rotation, translation, scale) that best maps
+  the simulated pose onto the reference in the least-squares sense (Procrustes), so it measures
+  the body's shape alone, not where it stands or which way it leans (mm).
+- velocity and acceleration errors: mean over bodies of the difference between the simulated and
+  reference first (second) finite differences of global body positions, in mm per frame (per
+  frame²), a frame being one policy step (1/30 s by default, the 30 fps of PHC's E_vel / E_acc).
+  A looping clip's reference jumps where it wraps, and these errors include those jumps.
 - success: the episode was not terminated early and the mean body position error stayed below
   ``success_threshold`` (0.5 m) at every frame.
 - episode length: steps (and seconds) until the episode ended (failure, clip end or horizon).
@@ -31,7 +38,8 @@ from tasks.utils.rotations import quat_diff_angle
 SUCCESS_THRESHOLD_M = 0.5
 # The order of the columns of the printed table and of each clip's JSON entry.
 METRIC_KEYS = ("num_episodes", "success_rate", "mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg",
-               "episode_length_steps", "episode_length_s", "normalized_return")
+               "mpjpe_pa_mm", "vel_err_mm_frame", "accel_err_mm_frame2", "episode_length_steps",
+               "episode_length_s", "normalized_return")
 
 
 def evaluation_episode_steps(durations: torch.Tensor, loops: torch.Tensor, horizon_s: float,
@@ -65,8 +73,14 @@ class TrackingMetrics:
 
     def reset(self) -> None:
         z = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
-        self.sums: Dict[str, torch.Tensor] = {k: z.clone() for k in ("mpjpe_g", "mpjpe_l", "root_pos", "root_rot",
-                                                                      "reward", "frames")}
+        self.sums: Dict[str, torch.Tensor] = {k: z.clone() for k in (
+            "mpjpe_g", "mpjpe_l", "root_pos", "root_rot", "mpjpe_pa", "vel", "accel", "reward", "frames",
+            "vel_frames", "accel_frames")}
+        # The last two frames' positions and velocities (sim, reference) for the finite differences.
+        self.last_pos: Optional[torch.Tensor] = None
+        self.last_ref_pos: Optional[torch.Tensor] = None
+        self.last_vel: Optional[torch.Tensor] = None
+        self.last_ref_vel: Optional[torch.Tensor] = None
         self.max_body_err = z.clone()
         self.active = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)  # in its first episode
         self.finished = torch.zeros_like(self.active)
@@ -89,6 +103,8 @@ class TrackingMetrics:
         w = active.double()
         for key, value in zip(("mpjpe_g", "mpjpe_l", "root_pos", "root_rot"), errors):
             self.sums[key] += w * value.double()
+        self.sums["mpjpe_pa"] += w * procrustes_aligned_error(body_pos, ref.body_pos).double()
+        self._accumulate_derivative_errors(body_pos, ref.body_pos, w)
         self.sums["reward"] += w * reward.double()
         self.sums["frames"] += w
         self.max_body_err = torch.where(active, torch.maximum(self.max_body_err, errors[0].double()),
@@ -99,6 +115,22 @@ class TrackingMetrics:
         self.finished |= ended
         self.active = active & ~ended
 
+    def _accumulate_derivative_errors(self, pos: torch.Tensor, ref_pos: torch.Tensor, w: torch.Tensor) -> None:
+        """Velocity errors from an env's second evaluation frame on, acceleration errors from its third."""
+        vel = ref_vel = None
+        if self.last_pos is not None and self.last_ref_pos is not None:
+            vel, ref_vel = pos - self.last_pos, ref_pos - self.last_ref_pos
+            has_vel = w * (self.sums["frames"] > 0).double()
+            self.sums["vel"] += has_vel * (vel - ref_vel).norm(p=2, dim=-1).mean(dim=-1).double()
+            self.sums["vel_frames"] += has_vel
+            if self.last_vel is not None and self.last_ref_vel is not None:
+                has_accel = w * (self.sums["frames"] > 1).double()
+                accel_diff = (vel - self.last_vel) - (ref_vel - self.last_ref_vel)
+                self.sums["accel"] += has_accel * accel_diff.norm(p=2, dim=-1).mean(dim=-1).double()
+                self.sums["accel_frames"] += has_accel
+        self.last_pos, self.last_ref_pos = pos.clone(), ref_pos.clone()
+        self.last_vel, self.last_ref_vel = vel, ref_vel
+
     def per_env(self) -> Dict[str, torch.Tensor]:
         """Metrics of each env's evaluation episode (SI units: m, rad, steps)."""
         frames = self.sums["frames"].clamp_min(1.0)
@@ -107,6 +139,9 @@ class TrackingMetrics:
             "mpjpe_l": self.sums["mpjpe_l"] / frames,
             "root_pos_err": self.sums["root_pos"] / frames,
             "root_rot_err": self.sums["root_rot"] / frames,
+            "mpjpe_pa": self.sums["mpjpe_pa"] / frames,
+            "vel_err": self.sums["vel"] / self.sums["vel_frames"].clamp_min(1.0),
+            "accel_err": self.sums["accel"] / self.sums["accel_frames"].clamp_min(1.0),
             "success": (self.finished & ~self.terminated & (self.max_body_err < self.success_threshold)).double(),
             "length": self.sums["frames"],
             "normalized_return": self.sums["reward"] / self.max_episode_steps[self.env_motion].double(),
@@ -138,6 +173,9 @@ class TrackingMetrics:
                 "mpjpe_l_mm": 1000.0 * means["mpjpe_l"][i],
                 "root_pos_err_mm": 1000.0 * means["root_pos_err"][i],
                 "root_rot_err_deg": math.degrees(means["root_rot_err"][i]),
+                "mpjpe_pa_mm": 1000.0 * means["mpjpe_pa"][i],
+                "vel_err_mm_frame": 1000.0 * means["vel_err"][i],
+                "accel_err_mm_frame2": 1000.0 * means["accel_err"][i],
                 "episode_length_steps": means["length"][i],
                 "episode_length_s": means["length"][i] * self.dt,
                 "normalized_return": means["normalized_return"][i],
@@ -161,6 +199,22 @@ def tracking_errors(body_pos: torch.Tensor, body_rot: torch.Tensor, ref_body_pos
     return global_err, local_err, root_pos_err, root_rot_err
 
 
+def procrustes_aligned_error(body_pos: torch.Tensor, ref_body_pos: torch.Tensor) -> torch.Tensor:
+    """Per env [N]: mean body position error (m) after the least-squares similarity transform
+    (Umeyama's rotation, uniform scale and translation) of the simulated pose onto the reference."""
+    sim = body_pos - body_pos.mean(dim=1, keepdim=True)
+    ref = ref_body_pos - ref_body_pos.mean(dim=1, keepdim=True)
+    u, s, vh = torch.linalg.svd(sim.transpose(1, 2) @ ref)  # sum_i sim_i ref_i^T = U S V^T
+    v, ut = vh.transpose(1, 2), u.transpose(1, 2)
+    reflection = torch.linalg.det(v @ ut) < 0  # keep a proper rotation: flip the weakest axis
+    flip = torch.ones_like(s)
+    flip[:, 2] = torch.where(reflection, -1.0, 1.0)
+    rotation = v @ torch.diag_embed(flip) @ ut
+    scale = (s * flip).sum(dim=-1) / (sim * sim).sum(dim=(1, 2)).clamp_min(1e-12)
+    aligned = scale[:, None, None] * (sim @ rotation.transpose(1, 2))
+    return (aligned - ref).norm(p=2, dim=-1).mean(dim=-1)
+
+
 def clip_names(paths: List[str]) -> List[str]:
     """Clip file names, made unique where two clips share one."""
     names, seen = [], {}
@@ -173,12 +227,14 @@ def clip_names(paths: List[str]) -> List[str]:
 
 def format_table(summary: Dict[str, Dict[str, float]]) -> str:
     header = ("clip", "episodes", "success", "MPJPE-G mm", "MPJPE-L mm", "root pos mm", "root rot deg",
-              "length s", "norm. return")
+              "PA-MPJPE mm", "vel mm/f", "acc mm/f2", "length s", "norm. return")
     rows = [header]
     for clip, m in summary.items():
         rows.append((clip, str(m["num_episodes"]), "{:.3f}".format(m["success_rate"]), "{:.1f}".format(m["mpjpe_g_mm"]),
                      "{:.1f}".format(m["mpjpe_l_mm"]), "{:.1f}".format(m["root_pos_err_mm"]),
-                     "{:.2f}".format(m["root_rot_err_deg"]), "{:.2f}".format(m["episode_length_s"]),
+                     "{:.2f}".format(m["root_rot_err_deg"]), "{:.1f}".format(m["mpjpe_pa_mm"]),
+                     "{:.2f}".format(m["vel_err_mm_frame"]), "{:.2f}".format(m["accel_err_mm_frame2"]),
+                     "{:.2f}".format(m["episode_length_s"]),
                      "{:.3f}".format(m["normalized_return"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
