@@ -1,4 +1,5 @@
-"""The shipped policies replay on the CPU engine to the metrics measured on the GPU (within noise).
+"""The shipped policies replay on the CPU engine, under their skill configs (cfg/skill/), to the
+metrics measured on the GPU (within noise).
 
 The recorded figures (checkpoints/*_metrics.json) come from the MuJoCo-Warp engine on an H100
 over 20 s; here the CPU engine plays a shorter horizon, so the bound leaves room for the engines'
@@ -12,17 +13,24 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Each shipped clip and the overrides it was trained and measured under (beside the defaults).
-SHIPPED = {
-    "humanoid3d_walk": [],
-    "humanoid3d_jump": [],
-    "humanoid3d_backflip": [],
-    "humanoid3d_spinkick": [],
-    "humanoid3d_cartwheel": ["task.env.contact_bodies=character"],
-}
+SHIPPED = ["humanoid3d_walk", "humanoid3d_jump", "humanoid3d_backflip", "humanoid3d_spinkick", "humanoid3d_cartwheel"]
+SKILLS = sorted(name[:-5] for name in os.listdir(os.path.join(REPO_ROOT, "cfg", "skill")))
 
 
-@pytest.mark.parametrize("clip", sorted(SHIPPED))
+def test_each_skill_config_selects_its_clip():
+    from hydra import compose, initialize_config_dir
+
+    import train  # noqa: F401  (registers the config resolvers)
+
+    assert {"humanoid3d_" + skill for skill in SKILLS} >= set(SHIPPED)
+    for skill in SKILLS:
+        with initialize_config_dir(config_dir=os.path.join(REPO_ROOT, "cfg"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=["skill=" + skill])
+        assert cfg.task.env.motion_file == "motions/humanoid3d_{}.txt".format(skill)
+        assert os.path.isfile(os.path.join(REPO_ROOT, cfg.task.env.motion_file))
+
+
+@pytest.mark.parametrize("clip", SHIPPED)
 def test_shipped_policy_replays_on_cpu(clip, tmp_path):
     recorded = json.load(open(os.path.join(REPO_ROOT, "checkpoints", clip + "_metrics.json")))["metrics"]["all"]
     out = tmp_path / "metrics.json"
@@ -30,9 +38,10 @@ def test_shipped_policy_replays_on_cpu(clip, tmp_path):
         [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "evaluate.py"),
          "--checkpoint", os.path.join(REPO_ROOT, "checkpoints", clip + ".pth"),
          "--motion-file", "motions/{}.txt".format(clip), "--num-envs", "1", "--horizon", "6",
-         "--engine", "mujoco", "--json", str(out), "--"] + SHIPPED[clip],
+         "--engine", "mujoco", "--json", str(out), "--", "skill=" + clip[len("humanoid3d_"):]],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "warning: checkpoint" not in result.stdout  # its skill config is what it was trained under
     replay = json.load(open(out))["metrics"]["all"]
     assert replay["success_rate"] == 1.0
     assert abs(replay["mpjpe_g_mm"] - recorded["mpjpe_g_mm"]) < 10.0, (replay, recorded)
