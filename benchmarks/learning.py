@@ -3,14 +3,14 @@ checkpoints along the way (MPJPE-G etc. against samples and seconds) and export 
 
     python benchmarks/learning.py --seconds 900 --out results \\
         jump=motions/humanoid3d_jump.txt \\
-        "cartwheel=motions/humanoid3d_cartwheel.txt task.env.contact_bodies=character"
+        "cartwheel=motions/humanoid3d_cartwheel.txt skill=cartwheel"
 
 Each run is ``NAME=CLIP`` plus hydra overrides for train.py. Training ends with SIGTERM after
 ``--seconds`` (train.py then writes a final checkpoint); a run continues an earlier one with
 ``checkpoint=<its .pth>`` among its overrides. Runs train one after the other, or all at once with
 ``--concurrent`` (several runs sharing one GPU: their wall times are then not those of a run alone).
 Every ``--eval-every``-th saved checkpoint and the final one are evaluated as benchmarks/evaluate.py
-does (the run's ``task.*`` overrides apply there too), ``--parallel-evals`` at a time. Writes
+does (the run's ``skill=`` and ``task.*`` overrides apply there too), ``--parallel-evals`` at a time. Writes
 ``<out>/<name>.csv`` (epoch, seconds since the start, samples, metrics), ``<out>/<name>.pth`` (the
 final checkpoint, exported), ``<out>/<name>_metrics.json`` and ``<out>/summary.md``.
 """
@@ -108,7 +108,7 @@ def evaluate(run: Run, checkpoint: str, args) -> dict:
     out = os.path.join(args.out, "eval", "{}__{}.json".format(run.name, os.path.basename(checkpoint)[:-4]))
     cmd = [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "evaluate.py"), "--checkpoint", checkpoint,
            "--motion-file", run.clip, "--num-envs", str(args.eval_envs), "--horizon", str(args.horizon),
-           "--engine", args.engine, "--json", out, "--"] + [o for o in run.overrides if o.startswith("task.")]
+           "--engine", args.engine, "--json", out, "--"] + [o for o in run.overrides if o.startswith(("task.", "skill="))]
     result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
     with open(out[:-5] + ".log", "w") as f:
         f.write(result.stdout + result.stderr)

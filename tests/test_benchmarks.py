@@ -28,8 +28,8 @@ def test_train_throughput_reports_samples_per_second():
 
 def test_learning_curves_train_evaluate_and_export(tmp_path):
     """A short run on the CPU engine: the curve's samples follow from the epoch (envs x horizon_length),
-    the final checkpoint is exported with the run's settings, and the run's task overrides reach the
-    evaluations (no 'trained with other settings' warning)."""
+    the final checkpoint is exported with the run's settings, and the run's skill and task overrides
+    reach the evaluations (no 'trained with other settings' warning)."""
     import csv
 
     import torch
@@ -38,7 +38,7 @@ def test_learning_curves_train_evaluate_and_export(tmp_path):
     out = tmp_path / "results"
     run("learning.py", "--seconds", "20", "--num-envs", "8", "--engine", "mujoco", "--save-every", "2",
         "--eval-every", "3", "--eval-envs", "1", "--horizon", "1", "--parallel-evals", "2", "--out", str(out),
-        "pytest_learning=motions/humanoid3d_jump.txt task.env.contact_bodies=character")
+        "pytest_learning=motions/humanoid3d_cartwheel.txt skill=cartwheel task.env.termination_distance=0.8")
     try:
         with open(os.path.join(REPO_ROOT, "cfg", "train", "HumanoidDeepMimicPPO.yaml")) as f:
             horizon_length = yaml.safe_load(f)["params"]["config"]["horizon_length"]
@@ -50,6 +50,7 @@ def test_learning_curves_train_evaluate_and_export(tmp_path):
         assert all(0.0 <= float(r["success_rate"]) <= 1.0 and float(r["mpjpe_g_mm"]) > 0.0 for r in rows)
         exported = torch.load(out / "pytest_learning.pth", map_location="cpu", weights_only=False)
         assert exported["epoch"] == epochs[-1] and exported["termination"]["contact_bodies"] == "character"
+        assert exported["termination"]["termination_distance"] == 0.8
         logs = [open(p).read() for p in (out / "eval").glob("*.log")]
         assert len(logs) == len(rows) and not any("warning: checkpoint" in text for text in logs)
         assert "| epoch | s | M samples |" in open(out / "summary.md").read()
