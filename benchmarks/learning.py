@@ -12,7 +12,8 @@ Each run is ``NAME=CLIP`` plus hydra overrides for train.py. Training ends with 
 Every ``--eval-every``-th saved checkpoint and the final one are evaluated as benchmarks/evaluate.py
 does (the run's ``skill=`` and ``task.*`` overrides apply there too), ``--parallel-evals`` at a time. Writes
 ``<out>/<name>.csv`` (epoch, seconds since the start, samples, metrics), ``<out>/<name>.pth`` (the
-final checkpoint, exported), ``<out>/<name>_metrics.json`` and ``<out>/summary.md``.
+final checkpoint, exported), ``<out>/<name>_metrics.json`` and ``<out>/summary.md`` (with ``--bar-mm``,
+the first evaluated checkpoint that met the bar: the wall time and samples it took).
 """
 import argparse
 import concurrent.futures
@@ -153,7 +154,21 @@ def write_results(run: Run, rows: List[dict], final_metrics: dict, args) -> str:
         lines.append("| {} | {:.0f} | {:.1f} | {:.0%} | {:.1f} | {:.1f} | {:.1f} | {:.2f} | {:.1f} | {:.3f} |".format(
             r["epoch"], r["seconds"], r["samples"] / 1e6, r["success_rate"], r["mpjpe_g_mm"], r["mpjpe_l_mm"],
             r["root_pos_err_mm"], r["root_rot_err_deg"], r["mpjpe_pa_mm"], r["normalized_return"]))
+    if args.bar_mm is not None:
+        lines += ["", bar_line(rows, args.bar_mm, args.bar_success)]
     return "\n".join(lines) + "\n"
+
+
+def bar_line(rows: List[dict], bar_mm: float, bar_success: float) -> str:
+    """When the curve first met the bar (MPJPE-G and success rate), or how close it came."""
+    bar = "MPJPE-G <= {:g} mm and success >= {:.0%}".format(bar_mm, bar_success)
+    for r in rows:
+        if r["mpjpe_g_mm"] <= bar_mm and r["success_rate"] >= bar_success:
+            return "Bar ({}) first met at epoch {}: {:.0f} s, {:.1f} M samples.".format(
+                bar, r["epoch"], r["seconds"], r["samples"] / 1e6)
+    best = min(rows, key=lambda r: (r["success_rate"] < bar_success, r["mpjpe_g_mm"]))
+    return "Bar ({}) not met; best {:.1f} mm with {:.0%} success at epoch {} ({:.0f} s).".format(
+        bar, best["mpjpe_g_mm"], best["success_rate"], best["epoch"], best["seconds"])
 
 
 def main(argv=None) -> None:
@@ -170,6 +185,8 @@ def main(argv=None) -> None:
     parser.add_argument("--eval-envs", type=int, default=16)
     parser.add_argument("--horizon", type=float, default=20.0, help="evaluation seconds of looping clips")
     parser.add_argument("--parallel-evals", type=int, default=4)
+    parser.add_argument("--bar-mm", type=float, help="report when MPJPE-G first reached this (mm)")
+    parser.add_argument("--bar-success", type=float, default=1.0, help="with --bar-mm: the success rate needed")
     args = parser.parse_args(argv)
     runs = [parse_run(spec) for spec in args.runs]
     if len({r.name for r in runs}) != len(runs):

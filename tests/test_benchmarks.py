@@ -38,6 +38,7 @@ def test_learning_curves_train_evaluate_and_export(tmp_path):
     out = tmp_path / "results"
     run("learning.py", "--seconds", "20", "--num-envs", "8", "--engine", "mujoco", "--save-every", "2",
         "--eval-every", "3", "--eval-envs", "1", "--horizon", "1", "--parallel-evals", "2", "--out", str(out),
+        "--bar-mm", "1e9", "--bar-success", "0",
         "pytest_learning=motions/humanoid3d_cartwheel.txt skill=cartwheel task.env.termination_distance=0.8")
     try:
         with open(os.path.join(REPO_ROOT, "cfg", "train", "HumanoidDeepMimicPPO.yaml")) as f:
@@ -53,11 +54,27 @@ def test_learning_curves_train_evaluate_and_export(tmp_path):
         assert exported["termination"]["termination_distance"] == 0.8
         logs = [open(p).read() for p in (out / "eval").glob("*.log")]
         assert len(logs) == len(rows) and not any("warning: checkpoint" in text for text in logs)
-        assert "| epoch | s | M samples |" in open(out / "summary.md").read()
+        summary = open(out / "summary.md").read()
+        assert "| epoch | s | M samples |" in summary
+        assert "first met at epoch {}:".format(epochs[0]) in summary  # a bar every checkpoint meets
     finally:
         import shutil
 
         shutil.rmtree(os.path.join(REPO_ROOT, "runs", "pytest_learning"), ignore_errors=True)
+
+
+def test_learning_bar_is_the_first_checkpoint_meeting_both_conditions():
+    sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
+    try:
+        from learning import bar_line
+    finally:
+        sys.path.pop(0)
+    rows = [dict(epoch=e, seconds=10.0 * e, samples=1e6 * e, mpjpe_g_mm=mm, success_rate=ok)
+            for e, mm, ok in [(1, 80.0, 0.0), (2, 25.0, 0.5), (3, 29.0, 1.0), (4, 20.0, 1.0)]]
+    assert bar_line(rows, 30.0, 1.0).endswith("first met at epoch 3: 30 s, 3.0 M samples.")
+    assert "first met at epoch 2" in bar_line(rows, 30.0, 0.5)
+    assert bar_line(rows, 10.0, 1.0).endswith("not met; best 20.0 mm with 100% success at epoch 4 (40 s).")
+    assert "best 25.0 mm with 50% success at epoch 2" in bar_line(rows[:2], 10.0, 1.0)  # none succeeded
 
 
 def test_learning_rejects_malformed_runs(tmp_path):
