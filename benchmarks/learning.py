@@ -8,7 +8,8 @@ checkpoints along the way (MPJPE-G etc. against samples and seconds) and export 
 Each run is ``NAME=CLIP`` plus hydra overrides for train.py. Training ends with SIGTERM after
 ``--seconds`` (train.py then writes a final checkpoint); a run continues an earlier one with
 ``checkpoint=<its .pth>`` among its overrides. Runs train one after the other, or all at once with
-``--concurrent`` (several runs sharing one GPU: their wall times are then not those of a run alone).
+``--concurrent`` (several runs sharing one GPU: their wall times are then not those of a run alone), or
+with ``--gpus 0,1`` side by side on a multi-GPU machine, each alone on its GPU (wall times of a run alone).
 Every ``--eval-every``-th saved checkpoint and the final one are evaluated as benchmarks/evaluate.py
 does (the run's ``skill=`` and ``task.*`` overrides apply there too), ``--parallel-evals`` at a time. Writes
 ``<out>/<name>.csv`` (epoch, seconds since the start, samples, metrics), ``<out>/<name>.pth`` (the
@@ -27,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
@@ -41,6 +42,7 @@ class Run(NamedTuple):
     name: str
     clip: str
     overrides: List[str]
+    gpu: Optional[str] = None  # CUDA_VISIBLE_DEVICES of its training and evaluations (--gpus)
 
 
 def parse_run(spec: str) -> Run:
@@ -54,21 +56,41 @@ def parse_run(spec: str) -> Run:
     return Run(name, os.path.abspath(clip if os.path.isfile(clip) else os.path.join(REPO_ROOT, clip)), words[1:])
 
 
+def run_env(run: Run) -> Dict[str, str]:
+    env = dict(os.environ)
+    if run.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = run.gpu
+    return env
+
+
 def train(run: Run, args) -> subprocess.Popen:
-    """Starts train.py for ``run``; its output goes to <out>/<name>.train.log."""
+    """Starts train.py for ``run``; its output goes to <out>/<name>.train.log, after a line with the command."""
     cmd = [sys.executable, os.path.join(REPO_ROOT, "train.py"), "task=HumanoidDeepMimic", "headless=True",
            "experiment={}".format(run.name), "num_envs={}".format(args.num_envs), "sim_engine={}".format(args.engine),
            "task.env.motion_file='{}'".format(run.clip), "max_iterations={}".format(args.max_epochs),
            "train.params.config.save_frequency={}".format(args.save_every)] + run.overrides
     with open(os.path.join(args.out, run.name + ".train.log"), "w") as log:  # the child keeps its own handle
-        return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        prefix = "CUDA_VISIBLE_DEVICES={} ".format(run.gpu) if run.gpu is not None else ""
+        log.write("# {}{}\n".format(prefix, " ".join(shlex.quote(c) for c in cmd[1:])))
+        log.flush()
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=run_env(run))
 
 
-def train_for(runs: List[Run], args) -> Dict[str, float]:
-    """Trains ``runs`` (together or in turn) for ``args.seconds`` each; returns each run's start time."""
+def training_waves(runs: List[Run], concurrent: bool, gpus: List[str]) -> List[List[Run]]:
+    """The groups of runs that train at the same time: all (``concurrent``), one per GPU (``gpus``: each
+    run alone on its GPU), or one at a time."""
+    if concurrent:
+        return [list(runs)]
+    if gpus:
+        placed = [run._replace(gpu=gpus[i % len(gpus)]) for i, run in enumerate(runs)]
+        return [placed[i:i + len(gpus)] for i in range(0, len(placed), len(gpus))]
+    return [[run] for run in runs]
+
+
+def train_for(waves: List[List[Run]], args) -> Dict[str, float]:
+    """Trains each wave's runs together for ``args.seconds``; returns each run's start time."""
     starts = {}
-    batches = [runs] if args.concurrent else [[r] for r in runs]
-    for batch in batches:
+    for batch in waves:
         procs = {}
         for run in batch:
             starts[run.name] = time.time()
@@ -110,7 +132,7 @@ def evaluate(run: Run, checkpoint: str, args) -> dict:
     cmd = [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "evaluate.py"), "--checkpoint", checkpoint,
            "--motion-file", run.clip, "--num-envs", str(args.eval_envs), "--horizon", str(args.horizon),
            "--engine", args.engine, "--json", out, "--"] + [o for o in run.overrides if o.startswith(("task.", "skill="))]
-    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=run_env(run))
     with open(out[:-5] + ".log", "w") as f:
         f.write(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -177,6 +199,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, required=True, help="training wall time of each run")
     parser.add_argument("--out", default="learning_results", help="folder for the curves and exported policies")
     parser.add_argument("--concurrent", action="store_true", help="train all runs at once (sharing the device)")
+    parser.add_argument("--gpus", default="", help="comma-separated GPU ids: runs train side by side, each alone on "
+                        "one of these GPUs (CUDA_VISIBLE_DEVICES), in waves of as many runs as GPUs")
     parser.add_argument("--num-envs", type=int, default=4096)
     parser.add_argument("--engine", default="auto", help="sim_engine: auto, mujoco, mujoco_warp")
     parser.add_argument("--save-every", type=int, default=25, help="epochs between saved checkpoints")
@@ -191,12 +215,16 @@ def main(argv=None) -> None:
     runs = [parse_run(spec) for spec in args.runs]
     if len({r.name for r in runs}) != len(runs):
         raise SystemExit("run names must differ: {}".format([r.name for r in runs]))
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+    if gpus and args.concurrent:
+        raise SystemExit("--gpus and --concurrent exclude each other: --gpus gives each run a GPU of its own")
     args.out = os.path.abspath(args.out)
     os.makedirs(os.path.join(args.out, "eval"), exist_ok=True)
 
-    starts = train_for(runs, args)
+    waves = training_waves(runs, args.concurrent, gpus)
+    starts = train_for(waves, args)
     summary = []
-    for run in runs:
+    for run in [run for wave in waves for run in wave]:
         rows = curve(run, starts[run.name], args)
         with open(os.path.join(args.out, "eval", "{}__{}.json".format(
                 run.name, os.path.basename(rows[-1]["checkpoint"])[:-4]))) as f:

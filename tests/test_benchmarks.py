@@ -38,7 +38,7 @@ def test_learning_curves_train_evaluate_and_export(tmp_path):
     out = tmp_path / "results"
     run("learning.py", "--seconds", "20", "--num-envs", "8", "--engine", "mujoco", "--save-every", "2",
         "--eval-every", "3", "--eval-envs", "1", "--horizon", "1", "--parallel-evals", "2", "--out", str(out),
-        "--bar-mm", "1e9", "--bar-success", "0",
+        "--bar-mm", "1e9", "--bar-success", "0", "--gpus", "3",
         "pytest_learning=motions/humanoid3d_cartwheel.txt skill=cartwheel task.env.termination_distance=0.8")
     try:
         with open(os.path.join(REPO_ROOT, "cfg", "train", "HumanoidDeepMimicPPO.yaml")) as f:
@@ -52,6 +52,7 @@ def test_learning_curves_train_evaluate_and_export(tmp_path):
         exported = torch.load(out / "pytest_learning.pth", map_location="cpu", weights_only=False)
         assert exported["epoch"] == epochs[-1] and exported["termination"]["contact_bodies"] == "character"
         assert exported["termination"]["termination_distance"] == 0.8
+        assert open(out / "pytest_learning.train.log").readline().startswith("# CUDA_VISIBLE_DEVICES=3 ")
         logs = [open(p).read() for p in (out / "eval").glob("*.log")]
         assert len(logs) == len(rows) and not any("warning: checkpoint" in text for text in logs)
         summary = open(out / "summary.md").read()
@@ -63,12 +64,26 @@ def test_learning_curves_train_evaluate_and_export(tmp_path):
         shutil.rmtree(os.path.join(REPO_ROOT, "runs", "pytest_learning"), ignore_errors=True)
 
 
-def test_learning_bar_is_the_first_checkpoint_meeting_both_conditions():
+def import_learning():
     sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
     try:
-        from learning import bar_line
+        import learning
     finally:
         sys.path.pop(0)
+    return learning
+
+
+def test_learning_waves_give_each_run_a_gpu_of_its_own():
+    learning = import_learning()
+    runs = [learning.Run(name, "clip", []) for name in "abc"]
+    waves = learning.training_waves(runs, concurrent=False, gpus=["0", "1"])
+    assert [[(r.name, r.gpu) for r in wave] for wave in waves] == [[("a", "0"), ("b", "1")], [("c", "0")]]
+    assert learning.training_waves(runs, concurrent=True, gpus=[]) == [runs]
+    assert learning.training_waves(runs, concurrent=False, gpus=[]) == [[r] for r in runs]
+
+
+def test_learning_bar_is_the_first_checkpoint_meeting_both_conditions():
+    bar_line = import_learning().bar_line
     rows = [dict(epoch=e, seconds=10.0 * e, samples=1e6 * e, mpjpe_g_mm=mm, success_rate=ok)
             for e, mm, ok in [(1, 80.0, 0.0), (2, 25.0, 0.5), (3, 29.0, 1.0), (4, 20.0, 1.0)]]
     assert bar_line(rows, 30.0, 1.0).endswith("first met at epoch 3: 30 s, 3.0 M samples.")
@@ -78,7 +93,9 @@ def test_learning_bar_is_the_first_checkpoint_meeting_both_conditions():
 
 
 def test_learning_rejects_malformed_runs(tmp_path):
-    for spec, message in (("jump", "expected NAME=CLIP"), ("j=motions/nope.txt", "clip motions/nope.txt does not exist")):
+    for spec, message in (("jump", "expected NAME=CLIP"), ("j=motions/nope.txt", "clip motions/nope.txt does not exist"),
+                          ("j=motions/humanoid3d_jump.txt --concurrent --gpus 0,1", "exclude each other")):
         result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "benchmarks", "learning.py"), "--seconds",
-                                 "1", "--out", str(tmp_path), spec], cwd=REPO_ROOT, capture_output=True, text=True)
+                                 "1", "--out", str(tmp_path)] + spec.split(), cwd=REPO_ROOT, capture_output=True,
+                                text=True)
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
