@@ -5,7 +5,7 @@ angles in ``SPHERICAL_AXIS_ORDER`` of the Z-up image of the rotation); a revolut
 is copied; the root moves into the Z-up world. Hinge angles are unwrapped over time so that
 finite-difference velocities never see a 2 pi jump.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -51,6 +51,38 @@ def clip_root_pose(clip: MotionClip):
     return pos, quat
 
 
+def subdivide_clip(clip: MotionClip, skeleton: Skeleton, max_frame_dt: float) -> Tuple[MotionClip, np.ndarray]:
+    """The clip with every frame interval split evenly into intervals of at most ``max_frame_dt``,
+    the new frames interpolated as DeepMimic interpolates a clip (lerp for positions and revolute
+    angles, slerp for the root and spherical joints), and each new frame's place among the old
+    ones (keyframe index plus the fraction of the way to the next). The keyframes stay as they are.
+
+    Hinge angles and body poses are then interpolated between frames close enough that linear
+    blending of each agrees with the others, even where a joint turns by a radian or more between
+    the clip's own keyframes (backflip's 16 fps), so a reference state placed in the simulator
+    has the body poses the reward compares against."""
+    dt = clip.frame_durations[:-1]
+    splits = np.maximum(np.ceil(dt / max_frame_dt - 1e-9), 1).astype(int)
+    index = np.repeat(np.arange(len(dt)), splits)  # the keyframe each new frame starts from
+    blend = np.concatenate([np.arange(k) / k for k in splits])
+    index = np.append(index, len(dt) - 1)
+    blend = np.append(blend, 1.0)  # the last keyframe, reached from the one before it
+    durations = np.append(np.repeat(dt / splits, splits), clip.frame_durations[-1])
+
+    f0, f1 = clip.frames[index], clip.frames[np.minimum(index + 1, clip.num_frames - 1)]
+    frames = f0 + blend[:, None] * (f1 - f0)  # positions and revolute angles; rotations below
+    for joint, col in zip(skeleton.joints, skeleton.param_offsets()):
+        col -= 1  # frames exclude the duration column
+        if joint.joint_type == "none":
+            col += 3  # the root's rotation follows its position
+        elif joint.joint_type != "spherical":
+            continue
+        r0, r1 = wxyz_to_rotation(f0[:, col:col + 4]), wxyz_to_rotation(f1[:, col:col + 4])
+        step = (r0.inv() * r1).as_rotvec()  # the shorter way round, as slerp takes it
+        frames[:, col:col + 4] = rotation_to_wxyz(r0 * Rotation.from_rotvec(blend[:, None] * step))
+    return MotionClip(path=clip.path, loop=clip.loop, frame_durations=durations, frames=frames), index + blend
+
+
 def clip_to_qpos(clip: MotionClip, skeleton: Skeleton, hinge_order: Sequence[str]) -> np.ndarray:
     """MuJoCo ``qpos`` per frame, [F, 7 + len(hinge_order)]: root pos, root quat wxyz, hinges.
 
@@ -63,21 +95,3 @@ def clip_to_qpos(clip: MotionClip, skeleton: Skeleton, hinge_order: Sequence[str
             clip.path, sorted(angles), list(hinge_order)))
     pos, quat = clip_root_pose(clip)
     return np.concatenate([pos, quat, np.stack([angles[n] for n in hinge_order], axis=1)], axis=1)
-
-
-def clip_global_rotations(clip: MotionClip, skeleton: Skeleton) -> List[Rotation]:
-    """Every joint's world rotation per frame in DeepMimic's own Y-up frame, by chaining the
-    clip's local rotations; independent of the MJCF, so tests can check the model against it."""
-    rots: List[Rotation] = []
-    for joint, col in zip(skeleton.joints, skeleton.param_offsets()):
-        col -= 1
-        if joint.joint_type == "none":
-            local = wxyz_to_rotation(clip.frames[:, col + 3:col + 7])
-        elif joint.joint_type == "spherical":
-            local = wxyz_to_rotation(clip.frames[:, col:col + 4])
-        elif joint.joint_type == "revolute":
-            local = Rotation.from_rotvec(np.outer(clip.frames[:, col], [0.0, 0.0, 1.0]))
-        else:
-            local = Rotation.identity(clip.num_frames)
-        rots.append(local if joint.parent < 0 else rots[joint.parent] * local)
-    return rots

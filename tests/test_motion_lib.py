@@ -124,19 +124,61 @@ def test_state_at_frame_times_equals_frames(lib, clips, motion_id):
     np.testing.assert_allclose(s["phase"], clip.times[f] / clip.duration, atol=1e-6)
 
 
+def local_rotations(model, xquat):
+    """Each body's rotation relative to its parent's (the root: its world rotation)."""
+    world = Rotation.from_quat(np.asarray(xquat)[:, [1, 2, 3, 0]])
+    parents = model.body_parentid[1:] - 1
+    return [world[b] if parents[b] < 0 else world[parents[b]].inv() * world[b] for b in range(len(parents))]
+
+
+def forward_kinematics(model, root_pos, root_rot, dof_pos):
+    data = mujoco.MjData(model)
+    data.qpos[:] = np.concatenate([root_pos, root_rot, dof_pos])
+    mujoco.mj_kinematics(model, data)
+    return data.xpos[1:].copy(), data.xquat[1:].copy()
+
+
 @pytest.mark.parametrize("motion_id", [WALK_ID, KICK_ID])
-def test_halfway_between_frames(lib, clips, motion_id):
+def test_halfway_between_frames(lib, clips, model, motion_id):
+    """Halfway between keyframes the root is halfway along its line and every joint halfway along
+    the shorter arc between its keyframe rotations (DeepMimic's slerp, here scipy's), seen through
+    MuJoCo's forward kinematics of the reference's own hinge angles, which also put every body
+    where the reference says."""
     clip = clips[motion_id]
     f = np.arange(0, clip.num_frames - 1, 3)
     s = query(lib, motion_id, clip.times[f] + 0.5 * clip.dt[f])
     np.testing.assert_allclose(s["root_pos"], 0.5 * (clip.root_pos[f] + clip.root_pos[f + 1]), atol=POS_TOL)
-    np.testing.assert_allclose(s["dof_pos"], 0.5 * (clip.qpos[f, 7:] + clip.qpos[f + 1, 7:]), atol=1e-5)
     expected = [Slerp([0.0, 1.0], clip.root_rot[[i, i + 1]])([0.5])[0] for i in f]
     assert_same_quat(s["root_rot"], np.stack([wxyz(r) for r in expected]), atol=1e-5)
+    for row, i in enumerate(f):
+        body_pos, body_quat = forward_kinematics(model, s["root_pos"][row], s["root_rot"][row], s["dof_pos"][row])
+        np.testing.assert_allclose(body_pos, s["body_pos"][row], atol=1e-4)
+        assert_same_quat(body_quat, s["body_rot"][row], atol=1e-4)
+        before, after = local_rotations(model, clip.body_quat[i]), local_rotations(model, clip.body_quat[i + 1])
+        for got, r0, r1 in zip(local_rotations(model, body_quat), before, after):
+            halfway = Slerp([0.0, 1.0], Rotation.concatenate([r0, r1]))([0.5])[0]
+            assert (got.inv() * halfway).magnitude() < 1e-4
     # and a quarter of the way, for the rotation
     s = query(lib, motion_id, clip.times[f] + 0.25 * clip.dt[f])
     expected = [Slerp([0.0, 1.0], clip.root_rot[[i, i + 1]])([0.25])[0] for i in f]
     assert_same_quat(s["root_rot"], np.stack([wxyz(r) for r in expected]), atol=1e-5)
+
+
+def test_reference_state_has_the_reference_body_poses(model):
+    """The backflip's keyframes are 1/16 s apart, with joints turning by up to 1.9 rad between
+    them: its reference hinge angles, put through MuJoCo's forward kinematics at any time, still
+    give the body poses the reward compares against (as reference state initialisation needs)."""
+    lib = MotionLib([os.path.join(REPO_ROOT, "motions", "humanoid3d_backflip.txt")], MJCF, "cpu")
+    times = np.linspace(0.0, float(lib.durations[0]), 401)[:-1]
+    s = query(lib, 0, times)
+    worst_pos, worst_angle = 0.0, 0.0
+    for row in range(len(times)):
+        body_pos, body_quat = forward_kinematics(model, s["root_pos"][row], s["root_rot"][row], s["dof_pos"][row])
+        worst_pos = max(worst_pos, np.abs(body_pos - s["body_pos"][row]).max())
+        fk = Rotation.from_quat(body_quat[:, [1, 2, 3, 0]])
+        ref = Rotation.from_quat(s["body_rot"][row][:, [1, 2, 3, 0]])
+        worst_angle = max(worst_angle, (fk.inv() * ref).magnitude().max())
+    assert worst_pos < 0.01 and worst_angle < np.radians(2.0), (worst_pos, np.degrees(worst_angle))
 
 
 def test_looping_clip_repeats_with_root_displacement(lib, clips):

@@ -9,6 +9,7 @@ exerts on each body, +z for a foot standing on it). Stepping is checked against 
 the character's own MJCF. The PD hold test measures how well the position actuators keep a
 reference pose with the root pinned, and shows the same check failing without PD.
 """
+import json
 import os
 
 import mujoco
@@ -27,6 +28,8 @@ SIM_DT = 1.0 / 120.0
 SUBSTEPS = 4
 STATE_TOL = 1e-4  # float32 buffers
 MID_STANCE_FRAME = 5  # walk: right foot flat on the floor, left foot at the top of its swing
+with open(WALK) as _f:
+    WALK_FRAME_TIMES = np.concatenate([[0.0], np.cumsum([frame[0] for frame in json.load(_f)["Frames"]][:-1])])
 RIGHT_ANKLE, LEFT_ANKLE = "right_ankle", "left_ankle"
 # PD hold (measured on this machine: 0.0022 rad from the reference pose, 0.0054 rad 0.5 s after a
 # 0.2 rad perturbation; targets = zeros leave 1.24 rad, zero gains 2.64 rad)
@@ -137,7 +140,7 @@ def airborne_state():
 
 def test_set_state_readouts_match_mujoco(lib, airborne_state):
     engine = make_engine(4)
-    ref = ref_state(lib, lib._frame_time[[0, 9, 18]])
+    ref = ref_state(lib, WALK_FRAME_TIMES[[0, 9, 18]].tolist())
     set_ref(engine, ref, torch.arange(3))
     engine.set_state(torch.tensor([3]), **airborne_state)
     check_against_mujoco(engine)
@@ -241,7 +244,7 @@ def pd_hold(lib, start_dof, targets, ground=True, zero_gains=False):
     if zero_gains:
         engine.model.actuator_gainprm[:, 0] = 0.0
         engine.model.actuator_biasprm[:, 1:3] = 0.0
-    ref = ref_state(lib, [float(lib._frame_time[MID_STANCE_FRAME])])
+    ref = ref_state(lib, [float(WALK_FRAME_TIMES[MID_STANCE_FRAME])])
     root_pos = ref.root_pos.repeat(n, 1)
     if not ground:
         root_pos[:, 2] += 0.3
@@ -260,7 +263,7 @@ def pd_hold(lib, start_dof, targets, ground=True, zero_gains=False):
 
 
 def test_pd_hold_keeps_reference_pose(lib):
-    ref = ref_state(lib, [float(lib._frame_time[MID_STANCE_FRAME])])
+    ref = ref_state(lib, [float(WALK_FRAME_TIMES[MID_STANCE_FRAME])])
     gen = torch.Generator().manual_seed(0)
     start = torch.cat([ref.dof_pos, ref.dof_pos + 0.2 * torch.randn(1, 28, generator=gen)])
     errors, _ = pd_hold(lib, start, ref.dof_pos.repeat(2, 1))
@@ -271,7 +274,7 @@ def test_pd_hold_keeps_reference_pose(lib):
 
 
 def test_pd_hold_check_fails_without_pd(lib):
-    ref = ref_state(lib, [float(lib._frame_time[MID_STANCE_FRAME])])
+    ref = ref_state(lib, [float(WALK_FRAME_TIMES[MID_STANCE_FRAME])])
     # targets far from the reference pose: the joints follow the targets, not the pose
     errors, _ = pd_hold(lib, ref.dof_pos, torch.zeros(1, 28))
     assert errors[-1].item() > PD_FAIL_MIN
