@@ -78,6 +78,9 @@ def check_config(cfg: DictConfig) -> str:
             load_motion(full, skeleton)
         except DataFormatError as err:
             raise SystemExit("task.env.motion_file: {}".format(err))
+    if cfg.task.env.evaluation and num_envs < len(motion_paths):
+        raise SystemExit("evaluation plays each clip in its own envs (round-robin): {} clips need num_envs >= {}, "
+                         "got {}".format(len(motion_paths), len(motion_paths), num_envs))
     if cfg.test and not cfg.checkpoint:
         raise SystemExit("test=True needs checkpoint=<path to a .pth file>")
     if cfg.test and cfg.multi_gpu:
@@ -130,13 +133,17 @@ def main(cfg: DictConfig) -> None:
     from rl_games.common import env_configurations, vecenv
     from rl_games.torch_runner import Runner
 
-    from tasks.humanoid_deepmimic import HumanoidDeepMimic
+    from tasks.humanoid_deepmimic import HumanoidDeepMimic, physics_substeps
     from tasks.utils import distributed
     from tasks.utils.checkpointing import StopRequest, register_preemptible_agent
     from tasks.utils.evaluation import register_evaluation_player
     from tasks.utils.experiment_logging import MultiObserver, WandbObserver
     from tasks.utils.rlgames_utils import EpisodeStatsObserver, RLGPUEnv
 
+    try:
+        physics_substeps(float(cfg.task.env.sim_freq_hz), float(cfg.task.env.control_freq_hz))
+    except ValueError as err:
+        raise SystemExit(str(err))
     ranks = distributed.rank_info(cfg.multi_gpu)
     sim_device, rl_device = distributed.rank_devices(engine, ranks, cfg.multi_gpu, cfg.sim_device, cfg.rl_device,
                                                      torch.cuda.is_available())

@@ -25,13 +25,19 @@ def quote(value: str) -> str:
 
 
 def build_overrides(args) -> list:
+    from poselib_utils.data_loader import DataFormatError
+    from poselib_utils.motion_dataset import resolve_motion_files
+
     overrides = ["task=HumanoidDeepMimic", "test=True", "headless=True", "task.env.evaluation=True",
                  "checkpoint={}".format(quote(os.path.abspath(args.checkpoint))),
                  "task.env.evaluation_horizon_s={}".format(float(args.horizon)), "sim_engine={}".format(args.engine)]
     if args.motion_file:
         files = [os.path.abspath(f) for f in args.motion_file]
         overrides.append("task.env.motion_file=[{}]".format(",".join(quote(f) for f in files)))
-        num_clips = len(files)
+        try:
+            num_clips = len(resolve_motion_files(files)[0])  # a dataset file counts its clips
+        except (FileNotFoundError, DataFormatError) as err:
+            raise SystemExit("--motion-file: {}".format(err))
     else:
         num_clips = 1
     overrides.append("num_envs={}".format(args.num_envs or num_clips))

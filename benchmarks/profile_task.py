@@ -59,7 +59,7 @@ def main() -> None:
     engine = resolve_engine_name(args.engine)
     device = "cpu" if engine == "mujoco" else "cuda:0"
     task = make_task(engine, args.num_envs, device)
-    for obj, method in ((task.motion_lib, "get_state"), (task.engine, "set_state"), (task, "reset_idx"),
+    for obj, method in ((task.motion_lib, "get_state"), (task.engine, "set_state"), (task, "_reset_envs"),
                         (task, "compute_observations"), (task, "_record_episode_stats")):
         label_calls(obj, method, "## " + type(obj).__name__ + "." + method)
     task.reset()

@@ -82,7 +82,7 @@ def main() -> None:
     engine = resolve_engine_name(args.engine)
     device = args.device or ("cpu" if engine == "mujoco" else "cuda:0")
     print("engine={} device={} (4 substeps of 1/120 s per policy step)".format(engine, device))
-    print("{:>8} {:>16} {:>16} {:>7} {:>10}".format("envs", "engine steps/s", "task steps/s", "ratio", "GPU MiB"))
+    print("{:>8} {:>16} {:>16} {:>7} {:>10}".format("envs", "engine steps/s", "task steps/s", "ratio", "torch MiB"))
     for n in args.num_envs:
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()

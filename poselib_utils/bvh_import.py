@@ -137,7 +137,7 @@ def _min_rotation(a, b) -> Rotation:
 
 
 def retarget_bvh(bvh: BvhMotion, joint_map: Dict[str, List[str]], character: Character, fps: float = 30.0,
-                 up: str = "y", feet: Sequence[str] = DEFAULT_FEET, map_name: str = "map"):
+                 up: str = "y", map_name: str = "map"):
     """Character root positions [F, 3] and local rotations [F, J, 4] (xyzw, Z-up) following ``bvh``,
     with the scaled BVH joint positions [F, J, 3] they follow (for the error report)."""
     if up not in ("y", "z"):
@@ -297,7 +297,7 @@ def bvh_to_clip(bvh_path: str, map_name: str, out_path: str, mjcf_path: str = DE
     character = Character(mjcf_path)
     joint_map = load_joint_map(map_name, character)
     bvh = load_bvh(bvh_path)
-    root_pos, local, target_pos, scale = retarget_bvh(bvh, joint_map, character, fps, up, feet, map_name)
+    root_pos, local, target_pos, scale = retarget_bvh(bvh, joint_map, character, fps, up, map_name)
     durations = np.full(len(root_pos), 1.0 / fps)
     frames = frames_from_local_rotations(root_pos, local, character)
     hinges = hinge_joint_names(character.model)

@@ -368,6 +368,18 @@ def _mjcf_custom_fields(path: str) -> Dict[str, str]:
     return {} if custom is None else {el.get("name"): el.get("data", "") for el in custom}
 
 
+def _custom_numbers(path: str, fields: Dict[str, str], key: str, kind) -> list:
+    """A ``<custom>`` field's whitespace-separated numbers, as ``kind`` (int or float)."""
+    try:
+        values = [float(v) for v in fields[key].split()]
+        if kind is int and not all(v.is_integer() for v in values):
+            raise ValueError(key)
+        return [kind(v) for v in values]
+    except ValueError:
+        raise DataFormatError(path, "<custom> " + key, "expected {} numbers, got '{}'".format(
+            "whole" if kind is int else "real", fields[key]))
+
+
 def load_skeleton_from_mjcf(path: str) -> Skeleton:
     """Read the DeepMimic joint layout that mjcf_converter stores in an MJCF's ``<custom>``."""
     fields = _mjcf_custom_fields(path)
@@ -377,12 +389,15 @@ def load_skeleton_from_mjcf(path: str) -> Skeleton:
                                   "poselib_utils/mjcf_converter.py".format(key))
     joints = []
     entries = fields["deepmimic_joints"].split()
-    parents = [int(v) for v in fields["deepmimic_parents"].split()]
-    weights = [float(v) for v in fields["deepmimic_diff_weights"].split()]
-    ends = [bool(int(float(v))) for v in fields["deepmimic_end_effectors"].split()]
+    parents = _custom_numbers(path, fields, "deepmimic_parents", int)
+    weights = _custom_numbers(path, fields, "deepmimic_diff_weights", float)
+    ends = [bool(v) for v in _custom_numbers(path, fields, "deepmimic_end_effectors", int)]
     if not (len(entries) == len(parents) == len(weights) == len(ends)):
         raise DataFormatError(path, "<custom>", "deepmimic_* fields have different lengths")
-    for entry, parent, weight, end in zip(entries, parents, weights, ends):
+    for i, (entry, parent, weight, end) in enumerate(zip(entries, parents, weights, ends)):
+        if not -1 <= parent < i:
+            raise DataFormatError(path, "<custom> deepmimic_parents", "joint {} has parent {}: expected -1 (the "
+                                  "root) or an earlier joint".format(i, parent))
         name, _, joint_type = entry.partition(":")
         if joint_type not in JOINT_PARAM_WIDTH:
             raise DataFormatError(path, "<custom> deepmimic_joints", "joint '{}' has unknown type '{}'".format(

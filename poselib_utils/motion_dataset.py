@@ -24,8 +24,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _load_structured(path: str):
-    with open(path, "r") as f:
-        text = f.read()
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as err:
+        raise DataFormatError(path, "", "unreadable: not UTF-8 text ({})".format(err.reason))
     if path.endswith((".yaml", ".yml")):
         import yaml
 
@@ -76,7 +79,7 @@ def load_motion_dataset(path: str) -> Tuple[List[str], List[float]]:
         if isinstance(entry, str):
             entry = {"File": entry}
         if not isinstance(entry, dict):
-            raise DataFormatError(path, where, "expected {File, Weight}, got {!r}".format(entry))
+            raise DataFormatError(path, where, "expected {{File, Weight}}, got {!r}".format(entry))
         clip = entry.get("File", entry.get("file"))
         if not isinstance(clip, str) or not clip:
             raise DataFormatError(path, where, "missing field 'File'")
@@ -110,9 +113,3 @@ def resolve_motion_files(spec: Union[str, Sequence[str]], root: str = REPO_ROOT)
             weights.append(1.0)
     return files, weights
 
-
-def clip_names(files: Sequence[str]) -> List[str]:
-    """Short unique names for clips (file name without extension; parent folder added on clashes)."""
-    names = [os.path.splitext(os.path.basename(f))[0] for f in files]
-    return [n if names.count(n) == 1 else os.path.join(os.path.basename(os.path.dirname(f)), n) + "#{}".format(i)
-            for i, (n, f) in enumerate(zip(names, files))]

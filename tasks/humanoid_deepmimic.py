@@ -31,17 +31,22 @@ def resolve_path(path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
 
 
+def physics_substeps(sim_freq: float, control_freq: float) -> int:
+    """Physics steps per policy step; ValueError unless the physics rate is a whole multiple of the policy rate."""
+    substeps = sim_freq / control_freq if control_freq > 0 else 0.0
+    if substeps < 1 or abs(substeps - round(substeps)) > 1e-6:
+        raise ValueError("task.env.sim_freq_hz ({}) must be a whole multiple of control_freq_hz ({})".format(
+            sim_freq, control_freq))
+    return int(round(substeps))
+
+
 class HumanoidDeepMimic(VecTask):
     def __init__(self, cfg, rl_device, sim_device, graphics_device_id, headless, virtual_screen_capture=False,
                  force_render=False):
         env = cfg["env"]
         self.sim_freq = float(env["sim_freq_hz"])
         self.control_freq = float(env["control_freq_hz"])
-        substeps = self.sim_freq / self.control_freq
-        if self.control_freq <= 0 or substeps < 1 or abs(substeps - round(substeps)) > 1e-6:
-            raise ValueError("task.env.sim_freq_hz ({}) must be a whole multiple of control_freq_hz ({})".format(
-                self.sim_freq, self.control_freq))
-        self.substeps = int(round(substeps))
+        self.substeps = physics_substeps(self.sim_freq, self.control_freq)
         self.dt = 1.0 / self.control_freq
         self.max_episode_length = int(round(float(env["episode_length_s"]) * self.control_freq))
         self.enable_early_termination = bool(env["enable_early_termination"])
@@ -273,8 +278,8 @@ def compute_deepmimic_observations(body_state: torch.Tensor, ref_body_pos: torch
     root height (1) | body positions relative to the root, bodies 1.. ((B-1)*3) |
     body rotations as tangent/normal (B*6) | body linear velocities (B*3) |
     body angular velocities (B*3) | phase (0 or 1) |
-    per target frame: reference body positions relative to the simulated root (B*3) and
-    reference body rotations (B*6)."""
+    per target frame and body: the reference body's position relative to the simulated root (3)
+    and its rotation (6)."""
     n = body_state.shape[0]
     num_bodies = body_state.shape[1]
     root_pos = body_state[:, 0, 0:3]

@@ -8,6 +8,7 @@ import copy
 import glob
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -394,3 +395,19 @@ def test_mjcf_without_custom(tmp_path, committed_mjcf_path):
     with open(path, "w") as f:
         f.write(text[:start] + text[end:])
     _expect_error(lambda: load_skeleton_from_mjcf(path), path, "<custom>", "deepmimic_joints")
+
+
+@pytest.mark.parametrize("field, data, message", [
+    ("deepmimic_parents", "-1 0 x 0 3 4 1 6 7 0 9 10 1 12 13", "expected whole numbers"),
+    ("deepmimic_parents", "-1 0 1 0 3 4 1 6 7 0 9 10 1 12 14", "joint 14 has parent 14"),
+    ("deepmimic_diff_weights", "1 0.5 0.3 0.5 heavy 0.2 0.3 0.2 0 0.5 0.3 0.2 0.3 0.2 0", "expected real numbers"),
+    ("deepmimic_end_effectors", "0 0 0 0 0 0.5 0 0 1 0 0 1 0 0 1", "expected whole numbers"),
+])
+def test_mjcf_malformed_custom_field(tmp_path, committed_mjcf_path, field, data, message):
+    with open(committed_mjcf_path) as f:
+        text = f.read()
+    original = re.search(r'<text name="{}" data="[^"]*" />'.format(field), text).group(0)
+    path = str(tmp_path / "bad_custom.xml")
+    with open(path, "w") as f:
+        f.write(text.replace(original, '<text name="{}" data="{}" />'.format(field, data)))
+    _expect_error(lambda: load_skeleton_from_mjcf(path), path, "<custom> " + field, message)

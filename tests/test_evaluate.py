@@ -51,3 +51,16 @@ def test_evaluate_writes_metrics_per_clip(checkpoint, tmp_path, capsys):
         assert 0.0 <= m["normalized_return"] <= 1.0
         assert m["mpjpe_g_mm"] > 0 and m["mpjpe_l_mm"] >= 0 and 0 <= m["success_rate"] <= 1
     assert metrics["all"]["num_episodes"] == 4
+
+
+def test_a_dataset_file_is_evaluated_clip_by_clip(checkpoint, tmp_path, capsys):
+    """By default one env per clip of the dataset (not per file named); fewer envs than clips fail early."""
+    dataset = os.path.join(REPO_ROOT, "motions", "datasets", "humanoid3d_walk_run.yaml")
+    out = str(tmp_path / "metrics.json")
+    evaluate.main(["--checkpoint", checkpoint, "--motion-file", dataset, "--horizon", "0.2", "--json", out,
+                   "--engine", "mujoco"])
+    with open(out) as f:
+        metrics = json.load(f)["metrics"]
+    assert set(metrics) == {"humanoid3d_walk.txt", "humanoid3d_run.txt", "all"}
+    with pytest.raises(SystemExit, match=r"2 clips need num_envs >= 2, got 1"):
+        evaluate.main(["--checkpoint", checkpoint, "--motion-file", dataset, "--num-envs", "1", "--engine", "mujoco"])

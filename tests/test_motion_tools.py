@@ -19,7 +19,7 @@ import train  # noqa: F401  (registers the config resolvers)
 from poselib_utils.bvh import load_bvh, write_bvh
 from poselib_utils.bvh_import import bvh_to_clip
 from poselib_utils.data_loader import DataFormatError, load_motion
-from poselib_utils.motion_dataset import clip_names, load_motion_dataset, resolve_motion_files
+from poselib_utils.motion_dataset import load_motion_dataset, resolve_motion_files
 from poselib_utils.poselib_interop import (Character, clip_local_rotations, clip_to_poselib, convert,
                                            poselib_to_frames, save_poselib_npy)
 from poselib_utils.retarget import clip_to_qpos
@@ -288,7 +288,13 @@ def test_dataset_files_deepmimic_json_and_yaml(tmp_path):
     ds_yaml = tmp_path / "locomotion.yaml"
     ds_yaml.write_text("motions:\n  - {file: motions/humanoid3d_walk.txt, weight: 3}\n  - file: " + KICK + "\n")
     assert resolve_motion_files([str(ds_yaml), WALK]) == ([WALK, KICK, WALK], [3.0, 1.0, 1.0])
-    assert clip_names([WALK, KICK]) == ["humanoid3d_walk", "humanoid3d_kick"]
+    ds_yaml.write_text("motions: [5]\n")
+    with pytest.raises(DataFormatError, match=r"locomotion.yaml: Motions\[0\]: expected \{File, Weight\}, got 5"):
+        resolve_motion_files(str(ds_yaml))
+    binary = tmp_path / "clip.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(DataFormatError, match=r"clip.txt: unreadable: not UTF-8 text"):
+        resolve_motion_files(str(binary))
     ds_yaml.write_text("motions:\n  - {file: motions/humanoid3d_nope.txt, weight: 1}\n")
     with pytest.raises(DataFormatError, match=r"locomotion.yaml: Motions\[0\]: clip file 'motions/humanoid3d_nope.txt' "
                                               "not found"):

@@ -472,6 +472,9 @@ def test_task_constructor_rejects_bad_configuration(bad_width_clip):
         make_task("task.env.motion_file=motions/humanoid3d_nope.txt")
     with pytest.raises(DataFormatError, match=r"short_frames.txt: frame 0: has 43 numbers, .* needs 44"):
         make_task("task.env.motion_file={}".format(bad_width_clip))
+    for control_freq in (0, 7):
+        with pytest.raises(ValueError, match=r"sim_freq_hz \(120.0\) must be a whole multiple of control_freq_hz"):
+            make_task("task.env.control_freq_hz={}".format(control_freq))
 
 
 def test_contact_bodies_character_follows_deepmimics_fall_contacts(humanoid_char_path):
