@@ -92,10 +92,11 @@ class MotionLib:
             keyframes = load_motion(path, skeleton)
             clip, coords = subdivide_clip(keyframes, skeleton, MAX_FRAME_DT)
             qpos = clip_to_qpos(clip, skeleton, hinges)
-            body_pos, body_rot, _ = _forward_kinematics(model, data, qpos)
-            # Velocities as DeepMimic has them: forward differences of the keyframes, blended between.
-            key_qpos = clip_to_qpos(keyframes, skeleton, hinges)
-            key_dt = keyframes.frame_durations
+            body_pos, body_rot, com_pos = _forward_kinematics(model, data, qpos)
+            # Velocities as DeepMimic has them: forward differences of the keyframes (kept among the
+            # subdivided frames), blended between.
+            at_keyframes = coords == np.round(coords)
+            key_qpos, key_com, key_dt = qpos[at_keyframes], com_pos[at_keyframes], keyframes.frame_durations
             root_rot = torch.from_numpy(key_qpos[:, 3:7])
             rot_step = quat_mul(root_rot[1:], quat_conjugate(root_rot[:-1]))
             ang_vel = np.zeros((keyframes.num_frames, 3))
@@ -114,7 +115,6 @@ class MotionLib:
             columns["root_ang_vel"].append(_at_keyframe_coordinates(ang_vel, coords))
             columns["dof_pos"].append(qpos[:, 7:])
             columns["dof_vel"].append(_at_keyframe_coordinates(_finite_difference(key_qpos[:, 7:], key_dt), coords))
-            key_com = _forward_kinematics(model, data, key_qpos)[2]
             columns["com_vel"].append(_at_keyframe_coordinates(_finite_difference(key_com, key_dt), coords))
             columns["frame_time"].append(clip.frame_times)
             columns["frame_dt"].append(np.maximum(clip.frame_durations, 1e-6))
