@@ -178,6 +178,11 @@ def make_eval_task(horizon_s, num_envs=4):
     return HumanoidDeepMimic(task_cfg, "cpu", "cpu", 0, True)
 
 
+def test_evaluation_refuses_fewer_envs_than_clips():
+    with pytest.raises(ValueError, match=r"2 clips need num_envs >= 2, got 1"):
+        make_eval_task(horizon_s=1.0, num_envs=1)
+
+
 @pytest.mark.parametrize("root_offset_m", [0.0, 0.05])
 def test_task_teleported_onto_the_reference(root_offset_m):
     """The task in evaluation mode, its engine put onto the (shifted) reference after each step:
