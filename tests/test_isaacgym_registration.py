@@ -123,6 +123,20 @@ def test_hydra_finds_our_configs(fake_isaacgymenvs):
     assert cfg.wandb_name == train["params"]["config"]["name"]
 
 
+def test_skills_apply_under_isaacgymenvs_config(fake_isaacgymenvs):
+    """IsaacGymEnvs' config.yaml has no skill group in its defaults: '+skill=' adds ours from the search path."""
+    from tasks.isaacgymenvs_registration import isaacgymenvs_overrides, register_with_isaacgymenvs
+
+    search_path = register_with_isaacgymenvs()
+    import isaacgymenvs  # noqa: F401
+
+    user = ["task=HumanoidDeepMimic", "+skill=cartwheel"]
+    with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
+        cfg = compose(config_name="config", overrides=user + isaacgymenvs_overrides(user, search_path))
+    assert cfg.task.env.motion_file == "motions/humanoid3d_cartwheel.txt"
+    assert cfg.task.env.contact_bodies == "character"
+
+
 def test_user_overrides_win(fake_isaacgymenvs):
     from tasks.isaacgymenvs_registration import isaacgymenvs_overrides
 
