@@ -16,7 +16,8 @@ from scipy.spatial.transform import Rotation
 
 import train  # registers the config resolvers
 from poselib_utils.data_loader import DataFormatError
-from tasks.humanoid_deepmimic import HumanoidDeepMimic, compute_deepmimic_observations, compute_deepmimic_reward
+from tasks.humanoid_deepmimic import (HumanoidDeepMimic, compute_deepmimic_observations, compute_deepmimic_reset,
+                                      compute_deepmimic_reward)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG_DIR = os.path.join(REPO_ROOT, "cfg")
@@ -301,6 +302,37 @@ def test_step_contract(task):
     assert torch.isfinite(obs["obs"]).all() and torch.isfinite(rew).all()
 
 
+def test_actions_outside_the_range_act_as_the_range_limit():
+    task = make_task("task.env.enable_early_termination=False")
+    task.reset()
+    saved, times, progress = task.engine.capture_state(), task.motion_times.clone(), task.progress_buf.clone()
+
+    def dofs_after(action):
+        task.engine.restore_state(saved)
+        task.motion_times[:], task.progress_buf[:] = times, progress
+        task.step(torch.full((NUM_ENVS, task.num_actions), action))
+        return task.engine.dof_state().clone()
+
+    at_limit = dofs_after(1.0)
+    assert torch.equal(dofs_after(5.0), at_limit)
+    assert not torch.allclose(dofs_after(0.5), at_limit, atol=1e-3)  # the targets do move the joints
+
+
+def test_reset_starts_episodes_at_random_clip_times_in_the_reference_state():
+    """Reference state initialisation: start times spread over the clip, each env put exactly in
+    the reference state of its time."""
+    task = make_task("num_envs=64")
+    torch.manual_seed(0)
+    task.reset()
+    duration = float(task.motion_lib.durations[0])
+    times = task.motion_times
+    assert (times >= 0).all() and (times <= duration).all()
+    assert times.std() > 0.2 * duration  # uniform over the clip: duration / sqrt(12) = 0.29 duration
+    ref = task.motion_lib.get_state(task.motion_ids, times)
+    np.testing.assert_allclose(task.engine.root_state()[:, 0:3], ref.root_pos, atol=1e-5)
+    np.testing.assert_allclose(task.engine.dof_state()[..., 0], ref.dof_pos, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------
 # (c) blown-up simulation, (d) termination and time-out
 # ------------------------------------------------------------------------------------------
@@ -319,7 +351,8 @@ def hold_actions(task):
     return (ref.dof_pos / task.action_scale).clamp(-1.0, 1.0)
 
 
-def test_nan_in_one_env_resets_only_that_env():
+@pytest.mark.parametrize("blow_up", ["nan velocities", "absurd joint speed", "absurd position"])
+def test_blown_up_env_resets_only_that_env(blow_up):
     task = make_task("task.env.enable_early_termination=False")
     task.reset()
     for _ in range(3):
@@ -327,7 +360,13 @@ def test_nan_in_one_env_resets_only_that_env():
     assert int(task.extras["sim_failures"]) == 0
     before = task.progress_buf.clone()
     engine = task.engine
-    engine._state[3, engine._qvel_at:engine._qvel_at + engine.model.nv] = np.nan  # a blown-up simulation
+    qvel = slice(engine._qvel_at, engine._qvel_at + engine.model.nv)
+    if blow_up == "nan velocities":
+        engine._state[3, qvel] = np.nan
+    elif blow_up == "absurd joint speed":
+        engine._state[3, engine._qvel_at + 6:engine._qvel_at + engine.model.nv] = 1.0e5  # rad/s, every hinge
+    else:
+        engine._state[3, engine._qpos_at] = 1.0e6  # m along x
     obs, rew, done, extras = task.step(hold_actions(task))
     assert int(extras["sim_failures"]) == 1
     assert done[3].item() == 1 and task.progress_buf[3].item() == 0
@@ -381,6 +420,39 @@ def test_character_on_the_ground_terminates(early_termination):
     others = [i for i in range(NUM_ENVS) if i != 2]
     assert not extras["terminated"][others].any() and (done[others] == 0).all()
     assert torch.isfinite(obs["obs"]).all() and torch.isfinite(fell).all()
+
+
+def test_one_body_far_from_its_reference_terminates():
+    """The farthest body counts, not the root: one wrist 1.5 m off ends the episode, 0.9 m does not."""
+    task = make_task()
+    ref = task.motion_lib.get_state(torch.zeros(2, dtype=torch.long), torch.tensor([0.3, 0.3]))
+    body_pos = ref.body_pos.clone()
+    wrist = task.motion_lib.body_names.index("right_wrist")
+    body_pos[0, wrist, 1] += 1.5
+    body_pos[1, wrist, 1] += 0.9
+    nb = body_pos.shape[1]
+    reset, terminated, timed_out = compute_deepmimic_reset(
+        body_pos=body_pos, ref_body_pos=ref.body_pos, contact_forces=torch.zeros(2, nb, 3),
+        progress=torch.ones(2, dtype=torch.long), fall_contact_mask=torch.zeros(nb, dtype=torch.bool),
+        sim_failed=torch.zeros(2, dtype=torch.bool), clip_ended=torch.zeros(2, dtype=torch.bool),
+        enable_early_termination=True, termination_distance=1.0, contact_force_threshold=1.0,
+        max_episode_length=300)
+    assert terminated.tolist() == [True, False] and reset.tolist() == [True, False]
+    assert not timed_out.any()
+
+
+def test_episode_statistics_average_the_finished_episodes():
+    """At a time-out of every env: ep_reward is the mean per-step reward the steps returned, and
+    ep_length_s the episode's length."""
+    task = make_task("task.env.enable_early_termination=False", "task.env.episode_length_s=0.2")
+    task.reset()
+    rewards = []
+    for _ in range(6):  # 0.2 s at 30 Hz
+        _, rew, done, extras = task.step(hold_actions(task))
+        rewards.append(rew.clone())
+    assert done.all() and int(extras["episode"]["num_done"]) == NUM_ENVS
+    assert float(extras["episode"]["ep_reward"]) == pytest.approx(float(torch.stack(rewards).mean()), rel=1e-5)
+    assert float(extras["episode"]["ep_length_s"]) == pytest.approx(0.2)
 
 
 def test_drifting_from_the_reference_terminates():

@@ -123,6 +123,20 @@ def test_drift_at_constant_speed_is_a_velocity_error_only(lib):
     assert walk["mpjpe_g_mm"] == pytest.approx(500.0 * DT * 15.5, rel=1e-4)  # mean of 1..30 steps
 
 
+def test_drift_at_constant_acceleration_is_an_acceleration_error_of_a_dt_squared(lib):
+    ids, accel = torch.zeros(2, dtype=torch.long), torch.tensor([0.0, 1.2, -1.6])  # 2 m/s^2
+    metrics = TrackingMetrics(lib, 2, torch.tensor([30, 30]), DT)
+    for step in range(1, 31):
+        times = torch.full((2,), step * DT)
+        ref = lib.get_state(ids, times)
+        metrics.update(ref.body_pos + 0.5 * accel * (step * DT) ** 2, ref.body_rot, ids, times, torch.ones(2),
+                       torch.full((2,), step == 30), torch.zeros(2, dtype=torch.bool))
+    walk = metrics.summary()["humanoid3d_walk.txt"]
+    assert walk["accel_err_mm_frame2"] == pytest.approx(2000.0 * DT ** 2, rel=1e-3)
+    # velocity error: |a| dt (k - 1/2) per frame k = 2..30, averaged
+    assert walk["vel_err_mm_frame"] == pytest.approx(2000.0 * DT ** 2 * np.mean(np.arange(2, 31) - 0.5), rel=1e-3)
+
+
 def test_procrustes_alignment_is_the_least_squares_similarity(lib):
     """PA-MPJPE against scipy: zero for a rotated, scaled and moved copy of a pose; for a bent pose,
     the alignment of scipy's Kabsch rotation and the closed-form scale, which no other similarity
