@@ -380,13 +380,21 @@ def _custom_numbers(path: str, fields: Dict[str, str], key: str, kind) -> list:
             "whole" if kind is int else "real", fields[key]))
 
 
-def load_skeleton_from_mjcf(path: str) -> Skeleton:
-    """Read the DeepMimic joint layout that mjcf_converter stores in an MJCF's ``<custom>``."""
-    fields = _mjcf_custom_fields(path)
-    for key in ("deepmimic_joints", "deepmimic_parents", "deepmimic_diff_weights", "deepmimic_end_effectors"):
+def _require_custom_fields(path: str, fields: Dict[str, str], keys: Sequence[str]) -> None:
+    for key in keys:
         if key not in fields:
             raise DataFormatError(path, "<custom>", "missing field '{}': regenerate the file with "
                                   "poselib_utils/mjcf_converter.py".format(key))
+
+
+def load_skeleton_from_mjcf(path: str) -> Skeleton:
+    """Read the DeepMimic joint layout that mjcf_converter stores in an MJCF's ``<custom>``."""
+    return _skeleton_from_custom_fields(path, _mjcf_custom_fields(path))
+
+
+def _skeleton_from_custom_fields(path: str, fields: Dict[str, str]) -> Skeleton:
+    _require_custom_fields(path, fields, ("deepmimic_joints", "deepmimic_parents", "deepmimic_diff_weights",
+                                          "deepmimic_end_effectors"))
     joints = []
     entries = fields["deepmimic_joints"].split()
     parents = _custom_numbers(path, fields, "deepmimic_parents", int)
@@ -409,11 +417,9 @@ def load_skeleton_from_mjcf(path: str) -> Skeleton:
 def load_fall_contact_bodies(path: str) -> List[str]:
     """Bodies whose ground contact ends a DeepMimic episode (the character file's EnableFallContact:
     root, chest and neck for humanoid3d), as mjcf_converter stores them in the MJCF's ``<custom>``."""
-    skeleton = load_skeleton_from_mjcf(path)
     fields = _mjcf_custom_fields(path)
-    if "deepmimic_fall_contacts" not in fields:
-        raise DataFormatError(path, "<custom>", "missing field 'deepmimic_fall_contacts': regenerate the file with "
-                              "poselib_utils/mjcf_converter.py")
+    skeleton = _skeleton_from_custom_fields(path, fields)
+    _require_custom_fields(path, fields, ("deepmimic_fall_contacts",))
     flags = fields["deepmimic_fall_contacts"].split()
     if len(flags) != len(skeleton.joints) or any(f not in ("0", "1") for f in flags):
         raise DataFormatError(path, "<custom> deepmimic_fall_contacts", "expected {} flags of 0 or 1, got '{}'".format(
