@@ -1,0 +1,175 @@
+"""Where a clip asks for more than physics allows the MJCF character: ground penetration and
+centre-of-mass accelerations no floor contact can produce.
+
+    python -m poselib_utils.motion_feasibility motions/humanoid3d_run.txt
+    python -m poselib_utils.motion_feasibility motions/ --tolerance 2 --json feasibility.json
+
+Both checks use the clip's own keyframes (no interpolation) posed on the character by MuJoCo:
+- **Ground penetration**: the depth of the deepest collision geom under the floor (z = 0), from
+  MuJoCo's own collision detection in the simulated scene. A character standing on the floor
+  cannot be where such a frame puts it.
+- **Centre-of-mass acceleration**: a flat floor can only push, so whatever the contacts, the COM's
+  vertical acceleration is at least -g and its horizontal acceleration at most mu * (a_z + g)
+  (Coulomb friction, with mu the floor contact's friction in the scene). Accelerations are second
+  differences of the keyframes' COM; ``--tolerance`` (m/s^2) absorbs motion-capture noise.
+
+Policies are scored against the clip as it is (tasks/utils/tracking_metrics.py): where the clip
+breaks these laws, a simulated character has to leave it, whatever the policy.
+"""
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, NamedTuple
+
+import mujoco
+import numpy as np
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+DEFAULT_ASSET = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
+PENETRATION_REPORT_DEPTH = 0.005  # m: frames deeper than this count as under the floor
+
+
+class ClipFeasibility(NamedTuple):
+    """Per keyframe of one clip; accelerations at the interior keyframes 1 .. F-2."""
+
+    path: str
+    frame_times: np.ndarray  # [F] s
+    depth: np.ndarray  # [F] m, deepest geom under the floor (0 when every geom is clear of it)
+    com_pos: np.ndarray  # [F, 3] m, world frame (z up)
+    com_acc: np.ndarray  # [F - 2, 3] m/s^2
+    gravity: float  # m/s^2, the scene's
+    friction: float  # the floor contact's sliding friction
+
+    @property
+    def vertical_excess(self) -> np.ndarray:
+        """[F - 2] m/s^2 by which the COM falls faster than gravity (0 where it does not)."""
+        return np.maximum(0.0, -self.gravity - self.com_acc[:, 2])
+
+    @property
+    def friction_excess(self) -> np.ndarray:
+        """[F - 2] m/s^2 of horizontal COM acceleration beyond what friction can give."""
+        support = self.friction * np.maximum(0.0, self.com_acc[:, 2] + self.gravity)
+        return np.maximum(0.0, np.linalg.norm(self.com_acc[:, :2], axis=1) - support)
+
+
+class FeasibilityCheck:
+    """Poses clips on the character of one MJCF, in the simulated scene (its floor and contact rules)."""
+
+    def __init__(self, mjcf_path: str = DEFAULT_ASSET):
+        from poselib_utils.data_loader import load_skeleton_from_mjcf
+        from tasks.engines.mujoco_engine import FLOOR_NAME, compile_scene
+        from tasks.utils.motion_lib import hinge_joint_names
+
+        self.skeleton = load_skeleton_from_mjcf(mjcf_path)
+        self.model = compile_scene(mjcf_path, sim_dt=1.0 / 120.0, with_sensors=False)
+        self.data = mujoco.MjData(self.model)
+        self.hinges = hinge_joint_names(self.model)
+        self.floor = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, FLOOR_NAME)
+        self.friction = self._floor_friction()
+
+    def _floor_friction(self) -> float:
+        """Sliding friction of floor contacts: MuJoCo takes the larger of the two geoms' (equal priorities)."""
+        m = self.model
+        touching = [g for g in range(m.ngeom) if g != self.floor and m.geom_contype[g] & m.geom_conaffinity[self.floor]]
+        return float(max(m.geom_friction[g, 0] for g in touching + [self.floor]))
+
+    def __call__(self, path: str) -> ClipFeasibility:
+        """Ground depth and COM acceleration at the keyframes of the clip at ``path``."""
+        from poselib_utils.data_loader import load_motion
+        from poselib_utils.retarget import clip_to_qpos
+
+        clip = load_motion(path, self.skeleton)
+        qpos = clip_to_qpos(clip, self.skeleton, self.hinges)
+        depth = np.zeros(clip.num_frames)
+        com = np.zeros((clip.num_frames, 3))
+        for f, frame in enumerate(qpos):
+            self.data.qpos[:] = frame
+            mujoco.mj_fwdPosition(self.model, self.data)
+            com[f] = self.data.subtree_com[1]
+            for contact in self.data.contact[:self.data.ncon]:
+                if self.floor in (contact.geom1, contact.geom2):
+                    depth[f] = max(depth[f], -contact.dist)
+        return ClipFeasibility(path, clip.frame_times, depth, com, second_differences(com, clip.frame_durations),
+                               float(-self.model.opt.gravity[2]), self.friction)
+
+
+def second_differences(values: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """d2/dt2 of keyframe ``values`` [F, ...] at the interior keyframes, for uneven ``durations``
+    (``durations[i]`` is the time from keyframe i to i + 1)."""
+    before = (values[1:-1] - values[:-2]) / durations[:-2, None]
+    after = (values[2:] - values[1:-1]) / durations[1:-1, None]
+    return 2.0 * (after - before) / (durations[:-2, None] + durations[1:-1, None])
+
+
+def summarize(report: ClipFeasibility, tolerance: float) -> Dict[str, float]:
+    """The table's figures of one clip (lengths in mm, accelerations in m/s^2, shares in %)."""
+    deepest = int(np.argmax(report.depth))
+    vertical, sideways = report.vertical_excess, report.friction_excess
+    worst = int(np.argmin(report.com_acc[:, 2]))
+    return {
+        "frames": int(len(report.depth)),
+        "deepest_mm": 1e3 * float(report.depth[deepest]),
+        "deepest_at_s": float(report.frame_times[deepest]),
+        "mean_depth_mm": 1e3 * float(report.depth.mean()),
+        "under_floor_pct": 100.0 * float(np.mean(report.depth > PENETRATION_REPORT_DEPTH)),
+        "min_com_acc_z": float(report.com_acc[worst, 2]),
+        "min_com_acc_z_at_s": float(report.frame_times[worst + 1]),
+        "falls_faster_than_g_pct": 100.0 * float(np.mean(vertical > tolerance)),
+        "max_friction_excess": float(sideways.max()),
+        "beyond_friction_pct": 100.0 * float(np.mean(sideways > tolerance)),
+    }
+
+
+def format_table(rows: List[Dict], tolerance: float) -> str:
+    head = ("clip", "frames", "deepest mm (at s)", "mean depth mm", "under floor %",
+            "min COM a_z (at s)", "a_z < -g %", "max friction excess", "beyond friction %")
+    lines = ["{:<28}{:>7}{:>20}{:>15}{:>15}{:>20}{:>12}{:>21}{:>19}".format(*head)]
+    for r in rows:
+        lines.append("{:<28}{:>7}{:>20}{:>15.1f}{:>15.0f}{:>20}{:>12.0f}{:>21.1f}{:>19.0f}".format(
+            r["clip"], r["frames"], "{:.1f} ({:.2f})".format(r["deepest_mm"], r["deepest_at_s"]), r["mean_depth_mm"],
+            r["under_floor_pct"], "{:.1f} ({:.2f})".format(r["min_com_acc_z"], r["min_com_acc_z_at_s"]),
+            r["falls_faster_than_g_pct"], r["max_friction_excess"], r["beyond_friction_pct"]))
+    lines.append("under floor: deeper than {:.0f} mm; accelerations in m/s^2, counted beyond a {:g} m/s^2 "
+                 "tolerance (g = {:.2f}, floor friction {:.2f})".format(
+                     1e3 * PENETRATION_REPORT_DEPTH, tolerance, rows[0]["gravity"], rows[0]["friction"]))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("motions", nargs="+", help="DeepMimic clip files or folders of clips")
+    parser.add_argument("--asset", default=DEFAULT_ASSET, help="character MJCF (default: humanoid3d)")
+    parser.add_argument("--tolerance", type=float, default=2.0,
+                        help="m/s^2 of acceleration beyond the limits not counted (motion-capture noise)")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args(argv)
+    if args.tolerance < 0:
+        parser.error("--tolerance must not be negative")
+
+    from poselib_utils.data_loader import DataFormatError
+    from poselib_utils.preview_motion import clip_paths
+
+    check = FeasibilityCheck(args.asset)
+    rows = []
+    for path in clip_paths(args.motions):
+        try:
+            report = check(path)
+        except DataFormatError as err:
+            raise SystemExit(str(err))
+        if len(report.depth) < 3:
+            raise SystemExit("{}: needs at least 3 frames for accelerations".format(path))
+        rows.append(dict(clip=os.path.basename(path), path=path, gravity=report.gravity, friction=report.friction,
+                         **summarize(report, args.tolerance)))
+    print(format_table(rows, args.tolerance))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"tolerance": args.tolerance, "clips": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
