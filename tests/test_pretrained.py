@@ -1,8 +1,8 @@
 """The shipped policies replay on the CPU engine, under their skill configs (cfg/skill/), to the
 metrics measured on the GPU (within noise).
 
-The recorded figures (checkpoints/*_metrics.json) come from the MuJoCo-Warp engine on an H100
-over 20 s; here the CPU engine plays a shorter horizon, so the bound leaves room for the engines'
+The recorded figures (checkpoints/*_metrics.json) come from the MuJoCo-Warp engine on an H100 (an
+H200 for the cartwheel and spinkick) over 20 s; here the CPU engine plays a shorter horizon, so the bound leaves room for the engines'
 float differences but not for a policy that stumbles.
 """
 import json
