@@ -2,8 +2,8 @@
 metrics measured on the GPU (within noise).
 
 The recorded figures (checkpoints/*_metrics.json) come from the MuJoCo-Warp engine on an H100 (an
-H200 for the cartwheel and spinkick) over 20 s; here the CPU engine plays a shorter horizon, so the bound leaves room for the engines'
-float differences but not for a policy that stumbles.
+H200 for the cartwheel and spinkick) over 20 s; here the CPU engine plays a shorter horizon, so
+the bound leaves room for the engines' float differences but not for a policy that stumbles.
 """
 import json
 import os
