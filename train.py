@@ -59,7 +59,7 @@ def check_config(cfg: DictConfig) -> str:
     if num_envs <= 0:
         raise SystemExit("num_envs must be positive, got {}".format(num_envs))
     from poselib_utils.data_loader import DataFormatError, load_motion, load_skeleton_from_mjcf
-    from poselib_utils.motion_dataset import resolve_motion_files
+    from poselib_utils.motion_dataset import check_evaluation_envs, resolve_motion_files
 
     try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
         motion_paths = resolve_motion_files(cfg.task.env.motion_file, REPO_ROOT)[0]
@@ -78,9 +78,11 @@ def check_config(cfg: DictConfig) -> str:
             load_motion(full, skeleton)
         except DataFormatError as err:
             raise SystemExit("task.env.motion_file: {}".format(err))
-    if cfg.task.env.evaluation and num_envs < len(motion_paths):
-        raise SystemExit("evaluation plays each clip in its own envs (round-robin): {} clips need num_envs >= {}, "
-                         "got {}".format(len(motion_paths), len(motion_paths), num_envs))
+    if cfg.task.env.evaluation:
+        try:
+            check_evaluation_envs(len(motion_paths), num_envs)
+        except ValueError as err:
+            raise SystemExit(str(err))
     if cfg.test and not cfg.checkpoint:
         raise SystemExit("test=True needs checkpoint=<path to a .pth file>")
     if cfg.test and cfg.multi_gpu:

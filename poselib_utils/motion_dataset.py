@@ -113,3 +113,12 @@ def resolve_motion_files(spec: Union[str, Sequence[str]], root: str = REPO_ROOT)
             weights.append(1.0)
     return files, weights
 
+
+
+def check_evaluation_envs(num_clips: int, num_envs: int) -> None:
+    """Evaluation gives clips to envs round-robin: with fewer envs than clips the last clips would
+    go unmeasured, so this raises ``ValueError`` instead. (Torch-free: train.py checks it before
+    IsaacGym is imported; the task checks it for every other entry point.)"""
+    if num_envs < num_clips:
+        raise ValueError("evaluation plays each clip in its own envs (round-robin): {} clips need num_envs >= {}, "
+                         "got {}".format(num_clips, num_clips, num_envs))

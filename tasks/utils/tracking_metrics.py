@@ -33,6 +33,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from poselib_utils.motion_dataset import check_evaluation_envs
 from tasks.utils.rotations import quat_diff_angle
 
 SUCCESS_THRESHOLD_M = 0.5
@@ -55,9 +56,7 @@ def evaluation_episode_steps(durations: torch.Tensor, loops: torch.Tensor, horiz
 def make_tracking_metrics(task) -> "TrackingMetrics":
     """The accumulator of a task in evaluation mode (its clips, env count, horizon and step)."""
     lib = task.motion_lib
-    if task.num_envs < lib.num_motions:  # envs take the clips round-robin: the last ones would be skipped
-        raise ValueError("evaluation plays each clip in its own envs (round-robin): {} clips need num_envs >= {}, "
-                         "got {}".format(lib.num_motions, lib.num_motions, task.num_envs))
+    check_evaluation_envs(lib.num_motions, task.num_envs)
     steps = evaluation_episode_steps(lib.durations, lib.loops, task.max_episode_length * task.dt, task.dt)
     return TrackingMetrics(lib, task.num_envs, steps, task.dt)
 
