@@ -114,7 +114,6 @@ def resolve_motion_files(spec: Union[str, Sequence[str]], root: str = REPO_ROOT)
     return files, weights
 
 
-
 def check_evaluation_envs(num_clips: int, num_envs: int) -> None:
     """Evaluation gives clips to envs round-robin: with fewer envs than clips the last clips would
     go unmeasured, so this raises ``ValueError`` instead. (Torch-free: train.py checks it before
