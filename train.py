@@ -135,7 +135,7 @@ def main(cfg: DictConfig) -> None:
     from rl_games.common import env_configurations, vecenv
     from rl_games.torch_runner import Runner
 
-    from tasks.humanoid_deepmimic import HumanoidDeepMimic, physics_substeps
+    from tasks.humanoid_deepmimic import REWARD_TERMS, HumanoidDeepMimic, normalized_reward_weights, physics_substeps
     from tasks.utils import distributed
     from tasks.utils.checkpointing import StopRequest, register_preemptible_agent
     from tasks.utils.evaluation import register_evaluation_player
@@ -144,6 +144,7 @@ def main(cfg: DictConfig) -> None:
 
     try:
         physics_substeps(float(cfg.task.env.sim_freq_hz), float(cfg.task.env.control_freq_hz))
+        normalized_reward_weights({t: float(cfg.task.reward[t + "_w"]) for t in REWARD_TERMS})
     except ValueError as err:
         raise SystemExit(str(err))
     ranks = distributed.rank_info(cfg.multi_gpu)

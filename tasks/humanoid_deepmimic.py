@@ -6,6 +6,7 @@ more than ``termination_distance`` from the reference), actions as PD targets, a
 imitation reward (SceneImitate.cpp). Per-step math lives in the TorchScript kernels at the
 bottom; everything runs batched on the engine's device.
 """
+import math
 import os
 from typing import Dict, Tuple
 
@@ -23,7 +24,18 @@ from tasks.utils.tracking_metrics import make_tracking_metrics
 from tasks.utils.viewer import make_watcher
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REWARD_TERMS = ("pose", "vel", "end_eff", "root", "com")
+REWARD_TERMS = ("pose", "vel", "end_eff", "root", "com", "body_pos")
+
+
+def normalized_reward_weights(weights: Dict[str, float]) -> torch.Tensor:
+    """The reward terms' weights divided by their sum, as DeepMimic does, so a perfect match earns
+    1 per step whatever weights the config gives."""
+    bad = [t for t, w in weights.items() if not (w >= 0.0 and math.isfinite(w))]
+    if bad or sum(weights.values()) <= 0.0:
+        raise ValueError("task.reward: the term weights ({}) must be non-negative with a positive sum, got {}".format(
+            ", ".join(t + "_w" for t in weights), weights))
+    total = sum(weights.values())
+    return torch.tensor([weights[t] / total for t in REWARD_TERMS])
 
 
 def resolve_path(path: str) -> str:
@@ -60,7 +72,7 @@ class HumanoidDeepMimic(VecTask):
         self.target_frames = [int(k) for k in env["obs"]["target_frames"]]
         self.obs_phase = bool(env["obs"]["phase"])
         reward = cfg["reward"]
-        self.reward_weights = torch.tensor([float(reward[t + "_w"]) for t in REWARD_TERMS])
+        self.reward_weights = normalized_reward_weights({t: float(reward[t + "_w"]) for t in REWARD_TERMS})
         self.reward_scales = torch.tensor([float(reward[t + "_scale"]) for t in REWARD_TERMS])
         self.root_err_coeffs = torch.tensor([float(v) for v in reward["root_err_coeffs"]])
         self.com_vel_coeff = float(reward["com_vel_coeff"])
@@ -326,8 +338,9 @@ def compute_deepmimic_reward(body_state: torch.Tensor, dof_vel: torch.Tensor, co
                              end_effector_mask: torch.Tensor, term_weights: torch.Tensor, term_scales: torch.Tensor,
                              root_err_coeffs: torch.Tensor, com_vel_coeff: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """DeepMimic's imitation reward (SceneImitate::CalcRewardImitate): a weighted sum of
-    exp(-scale * err) for pose, velocity, end-effector, root and centre-of-mass errors.
-    Returns the reward [N] and the five terms before weighting [N, 5]."""
+    exp(-scale * err) for pose, velocity, end-effector, root and centre-of-mass errors, plus a
+    global body-position term (mean squared world-position error over bodies, as in PHC; weight 0
+    in DeepMimic's reward). Returns the reward [N] and the six terms before weighting [N, 6]."""
     body_pos = body_state[..., 0:3]
     body_rot = body_state[..., 3:7]
     root_pos = body_pos[:, 0]
@@ -353,7 +366,9 @@ def compute_deepmimic_reward(body_state: torch.Tensor, dof_vel: torch.Tensor, co
         + root_err_coeffs[3] * (root_ang_vel_diff * root_ang_vel_diff).sum(dim=-1)
     com_err = com_vel_coeff * ((com_vel - ref_com_vel) ** 2).sum(dim=-1)
 
-    errors = torch.stack([pose_err, vel_err, end_eff_err, root_err, com_err], dim=-1)
+    body_pos_err = ((body_pos - ref_body_pos) ** 2).sum(dim=-1).mean(dim=-1)
+
+    errors = torch.stack([pose_err, vel_err, end_eff_err, root_err, com_err, body_pos_err], dim=-1)
     terms = torch.exp(-term_scales * errors)
     return (terms * term_weights).sum(dim=-1), terms
 

@@ -23,7 +23,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG_DIR = os.path.join(REPO_ROOT, "cfg")
 MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
 NUM_ENVS = 8
-TERMS = ("pose", "vel", "end_eff", "root", "com")
+TERMS = ("pose", "vel", "end_eff", "root", "com", "body_pos")
+MOVE_BODIES = ("end_eff", "root", "body_pos")  # perturbations that also move bodies: they change body_pos
 
 
 def make_cfg(*overrides):
@@ -130,6 +131,8 @@ def perturbed(task, kind, magnitudes):
         body_state[:, :, 1] += 0.5 * m.unsqueeze(1)
     elif kind == "com":  # centre of mass velocity off by m m/s along x and y
         com_vel[:, 0:2] += m.unsqueeze(1)
+    elif kind == "body_pos":  # the neck (neither root nor end effector) moved sideways by m/4 m
+        body_state[:, bodies.index("neck"), 1] += 0.25 * m
     return ref, body_state, dof_vel, com_vel, m
 
 
@@ -142,21 +145,35 @@ def test_each_term_decreases_monotonically_with_its_error(task, kind):
     assert term[0] == pytest.approx(1.0, abs=1e-6)
     assert np.all(np.diff(term) < 0), term
     assert term[-1] < 0.9
-    others = np.delete(terms.numpy(), col, axis=1)
-    np.testing.assert_allclose(others, 1.0, atol=1e-5)
-    assert np.all(np.diff(rew.numpy()) < 0)
+    untouched = [i for i, t in enumerate(TERMS) if t != kind and not (t == "body_pos" and kind in MOVE_BODIES)]
+    np.testing.assert_allclose(terms[:, untouched].numpy(), 1.0, atol=1e-5)
+    if task.reward_weights[col] > 0:
+        assert np.all(np.diff(rew.numpy()) < 0)
+    else:  # body_pos: weight 0 in DeepMimic's reward, the task's default
+        np.testing.assert_allclose(rew.numpy(), 1.0, atol=1e-5)
 
 
-def test_reward_matches_deepmimic_formula_by_hand(task, reward_cfg, diff_weights):
-    """All five perturbations at once; the errors computed here from DeepMimic's definitions."""
+@pytest.fixture(scope="module")
+def task_with_body_pos():
+    return make_task("task.reward.body_pos_w=0.25")
+
+
+@pytest.mark.parametrize("body_pos_w", [0.0, 0.25])
+def test_each_perturbation_against_the_formula_by_hand(task, task_with_body_pos, reward_cfg, diff_weights,
+                                                       body_pos_w):
+    """Each perturbation's errors computed here from DeepMimic's definitions (and PHC's body-position
+    error: mean over the 15 bodies of the squared distance); the weights divided by their sum."""
+    graded = task_with_body_pos if body_pos_w else task
     w = {t: reward_cfg[t + "_w"] for t in TERMS}
+    w["body_pos"] = body_pos_w
+    w = {t: v / sum(w.values()) for t, v in w.items()}
     s = {t: reward_cfg[t + "_scale"] for t in TERMS}
     c_pos = reward_cfg["root_err_coeffs"][0]
     c_com = reward_cfg["com_vel_coeff"]
     mags = [0.0, 0.3, 0.7]
     for kind in TERMS:
-        ref, body_state, dof_vel, com_vel, m = perturbed(task, kind, mags)
-        rew, _ = reward(task, ref, body_state, dof_vel, com_vel)
+        ref, body_state, dof_vel, com_vel, m = perturbed(graded, kind, mags)
+        rew, _ = reward(graded, ref, body_state, dof_vel, com_vel)
         m = np.array(mags)
         err = {t: np.zeros(len(mags)) for t in TERMS}
         if kind == "pose":
@@ -165,12 +182,35 @@ def test_reward_matches_deepmimic_formula_by_hand(task, reward_cfg, diff_weights
             err["vel"] = diff_weights["right_knee"] * (10.0 * m) ** 2
         elif kind == "end_eff":
             err["end_eff"] = (0.25 * m) ** 2
+            err["body_pos"] = (0.25 * m) ** 2 / 15
         elif kind == "root":
             err["root"] = c_pos * (0.5 * m) ** 2
+            err["body_pos"] = (0.5 * m) ** 2
         elif kind == "com":
             err["com"] = c_com * 2 * m ** 2
+        elif kind == "body_pos":
+            err["body_pos"] = (0.25 * m) ** 2 / 15
         expected = sum(w[t] * np.exp(-s[t] * err[t]) for t in TERMS)
         np.testing.assert_allclose(rew.numpy(), expected, atol=2e-6, err_msg=kind)
+
+
+def test_reward_weights_are_divided_by_their_sum():
+    """As DeepMimic does: scaling every weight leaves the reward as it is; weights that cannot be
+    normalised are a config error naming the fields."""
+    doubled = make_task(*["task.reward.{}_w={}".format(t, 2 * w) for t, w in
+                          [("pose", 0.5), ("vel", 0.05), ("end_eff", 0.15), ("root", 0.2), ("com", 0.1)]])
+    np.testing.assert_allclose(doubled.reward_weights.numpy(), [0.5, 0.05, 0.15, 0.2, 0.1, 0.0], atol=1e-7)
+    with pytest.raises(ValueError, match="body_pos_w.*non-negative"):
+        make_task("task.reward.com_w=-0.1")
+    with pytest.raises(ValueError, match="positive sum"):
+        make_task(*["task.reward.{}_w=0".format(t) for t in TERMS])
+
+
+def test_reward_matches_deepmimic_formula_by_hand(task, reward_cfg, diff_weights):
+    """Perturbations that touch several terms at once; the errors computed here from DeepMimic's definitions."""
+    w = {t: reward_cfg[t + "_w"] for t in TERMS}
+    s = {t: reward_cfg[t + "_scale"] for t in TERMS}
+    c_pos = reward_cfg["root_err_coeffs"][0]
     # lifting the whole character by h: the end effectors' heights above the ground (not above
     # the root) are compared, so all four end effectors are off by h, and so is the root
     ref, body_state, dof_vel, com_vel, _ = perturbed(task, "root", [0.0, 0.0])

@@ -98,6 +98,13 @@ def test_rates_that_do_not_divide_fail_clearly():
     assert "Traceback" not in output(proc)
 
 
+def test_negative_reward_weights_fail_clearly():
+    proc = run_train("task.reward.root_w=-0.2", "num_envs=2", "max_iterations=1")
+    assert proc.returncode != 0
+    assert "must be non-negative with a positive sum" in output(proc)
+    assert "Traceback" not in output(proc)
+
+
 def test_playing_under_other_termination_settings_warns_with_the_trained_overrides(trained_checkpoint, tmp_path):
     """A cartwheel policy is trained with the wrists allowed on the ground; played without that, its
     episodes end at the first hand contact. The checkpoint (and its export) records the settings, and
