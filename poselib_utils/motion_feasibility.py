@@ -65,7 +65,7 @@ class FeasibilityCheck:
         from tasks.utils.motion_lib import hinge_joint_names
 
         self.skeleton = load_skeleton_from_mjcf(mjcf_path)
-        self.model = compile_scene(mjcf_path, sim_dt=1.0 / 120.0, with_sensors=False)
+        self.model = compile_scene(mjcf_path, sim_dt=1.0 / 120.0, with_sensors=False)  # posed only, never stepped
         self.data = mujoco.MjData(self.model)
         self.hinges = hinge_joint_names(self.model)
         self.floor = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, FLOOR_NAME)
