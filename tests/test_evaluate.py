@@ -38,6 +38,7 @@ def test_evaluate_writes_metrics_per_clip(checkpoint, tmp_path, capsys):
                    "--engine", "mujoco"])
     printed = capsys.readouterr().out
     assert "MPJPE-G mm" in printed and "humanoid3d_kick.txt" in printed
+    assert "humanoid3d_kick.txt: worst bodies (MPJPE-G mm)" in printed
     with open(out) as f:
         result = json.load(f)
     metrics, meta = result["metrics"], result["meta"]
@@ -45,7 +46,9 @@ def test_evaluate_writes_metrics_per_clip(checkpoint, tmp_path, capsys):
     assert meta["num_envs"] == 4 and meta["deterministic"] and meta["horizon_s"] == pytest.approx(0.5)
     for clip in ("humanoid3d_walk.txt", "humanoid3d_kick.txt"):
         m = metrics[clip]
-        assert set(m) == set(METRIC_KEYS)
+        assert set(m) == set(METRIC_KEYS) | {"mpjpe_g_per_body_mm"}
+        per_body = m["mpjpe_g_per_body_mm"]
+        assert len(per_body) == 15 and sum(per_body.values()) / 15 == pytest.approx(m["mpjpe_g_mm"])
         assert m["num_episodes"] == 2  # envs 0, 2 walk; 1, 3 kick
         assert 0 < m["episode_length_steps"] <= 15  # 0.5 s at 30 Hz at most
         assert 0.0 <= m["normalized_return"] <= 1.0

@@ -17,7 +17,7 @@ from tasks.humanoid_deepmimic import HumanoidDeepMimic
 from tasks.utils.motion_lib import MotionLib
 from tasks.utils.rotations import quat_from_axis_angle, quat_mul
 from tasks.utils.tracking_metrics import (TrackingMetrics, evaluation_episode_steps, format_table,
-                                          procrustes_aligned_error)
+                                          format_worst_bodies, procrustes_aligned_error)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
@@ -105,6 +105,27 @@ def test_offsets_and_rotations_score_what_was_injected(lib):
     metrics = make_metrics(lib)
     play_reference(lib, metrics, 60, 4, offset=torch.tensor([0.6, 0.0, 0.0]).expand(num_bodies, 3))
     assert metrics.summary()["all"]["success_rate"] == 0.0  # 0.6 m off on average: failed
+
+
+def test_each_body_scores_its_own_offset(lib):
+    """One wrist 12 cm off and one ankle 4 cm off: the per-body errors name them (and nothing else),
+    and their mean over bodies is MPJPE-G."""
+    names = lib.body_names
+    offset = torch.zeros(len(names), 3)
+    offset[names.index("left_wrist"), 0] = 0.12
+    offset[names.index("right_ankle"), 1] = -0.04
+    metrics = make_metrics(lib)
+    play_reference(lib, metrics, 60, 4, offset=offset)
+    summary = metrics.summary()
+    for clip in ("humanoid3d_walk.txt", "humanoid3d_kick.txt", "all"):
+        per_body = summary[clip]["mpjpe_g_per_body_mm"]
+        assert list(per_body) == names
+        expected = {b: 0.0 for b in names}
+        expected.update(left_wrist=120.0, right_ankle=40.0)
+        assert per_body == pytest.approx(expected, abs=1e-2)
+        assert sum(per_body.values()) / len(names) == pytest.approx(summary[clip]["mpjpe_g_mm"], abs=1e-6)
+    line = format_worst_bodies(summary).splitlines()[0]
+    assert line.startswith("humanoid3d_walk.txt: worst bodies (MPJPE-G mm) left_wrist 120.0, right_ankle 40.0")
 
 
 def test_drift_at_constant_speed_is_a_velocity_error_only(lib):

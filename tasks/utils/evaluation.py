@@ -12,7 +12,7 @@ from typing import Dict, Optional
 from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.players import PpoPlayerContinuous
 
-from tasks.utils.tracking_metrics import format_table, write_json
+from tasks.utils.tracking_metrics import format_table, format_worst_bodies, write_json
 
 
 def unwrap_task(env):
@@ -58,6 +58,7 @@ def run_evaluation(player, deterministic: bool = True, json_path: Optional[str] 
             print("evaluation: {} of {} envs did not finish their episode within {} steps".format(
                 task.num_envs - num, task.num_envs, budget))
         print(format_table(summary))
+        print(format_worst_bodies(summary))
     if json_path:
         meta = {"num_envs": task.num_envs, "deterministic": bool(deterministic), "dt": task.dt,
                 "horizon_s": task.max_episode_length * task.dt, "steps": steps,

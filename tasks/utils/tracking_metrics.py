@@ -84,6 +84,8 @@ class TrackingMetrics:
         self.last_vel: Optional[torch.Tensor] = None
         self.last_ref_vel: Optional[torch.Tensor] = None
         self.max_body_err = z.clone()
+        self.body_err_sum = torch.zeros(self.num_envs, len(self.motion_lib.body_names), dtype=torch.float64,
+                                        device=self.device)
         self.active = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)  # in its first episode
         self.finished = torch.zeros_like(self.active)
         self.terminated = torch.zeros_like(self.active)
@@ -106,6 +108,7 @@ class TrackingMetrics:
         for key, value in zip(("mpjpe_g", "mpjpe_l", "root_pos", "root_rot"), errors):
             self.sums[key] += w * value.double()
         self.sums["mpjpe_pa"] += w * procrustes_aligned_error(body_pos, ref.body_pos).double()
+        self.body_err_sum += w.unsqueeze(1) * (body_pos - ref.body_pos).norm(p=2, dim=-1).double()
         self._accumulate_derivative_errors(body_pos, ref.body_pos, w)
         self.sums["reward"] += w * reward.double()
         self.sums["frames"] += w
@@ -134,9 +137,11 @@ class TrackingMetrics:
         self.last_vel, self.last_ref_vel = vel, ref_vel
 
     def per_env(self) -> Dict[str, torch.Tensor]:
-        """Metrics of each env's evaluation episode (SI units: m, rad, steps)."""
+        """Metrics of each env's evaluation episode (SI units: m, rad, steps); ``body_err`` [N, B]
+        is each body's mean position error, the others are [N]."""
         frames = self.sums["frames"].clamp_min(1.0)
         return {
+            "body_err": self.body_err_sum / frames.unsqueeze(1),
             "mpjpe_g": self.sums["mpjpe_g"] / frames,
             "mpjpe_l": self.sums["mpjpe_l"] / frames,
             "root_pos_err": self.sums["root_pos"] / frames,
@@ -151,7 +156,8 @@ class TrackingMetrics:
 
     def summary(self, only_finished: bool = True) -> Dict[str, Dict[str, float]]:
         """Per clip (keyed by its file name) and ``all`` (the mean over clips): the metrics of
-        METRIC_KEYS, averaged over the clip's envs whose evaluation episode has ended."""
+        METRIC_KEYS and each body's MPJPE-G (``mpjpe_g_per_body_mm``), averaged over the clip's
+        envs whose evaluation episode has ended."""
         per_env = self.per_env()
         counted = self.finished if only_finished else self.finished | (self.sums["frames"] > 0)
         m = self.motion_lib.num_motions
@@ -159,9 +165,10 @@ class TrackingMetrics:
                                                                                     counted.double())
         means = {}
         for key, values in per_env.items():
-            total = torch.zeros(m, dtype=torch.float64, device=self.device).index_add_(
-                0, self.env_motion, values * counted.double())
-            means[key] = (total / weight.clamp_min(1.0)).cpu().tolist()
+            extra = (1,) * (values.dim() - 1)
+            total = torch.zeros((m,) + values.shape[1:], dtype=torch.float64, device=self.device).index_add_(
+                0, self.env_motion, values * counted.double().view((-1,) + extra))
+            means[key] = (total / weight.clamp_min(1.0).view((-1,) + extra)).cpu().tolist()
         weight = weight.cpu().tolist()
         names = clip_names(self.motion_lib.motion_files)
         result = {}
@@ -181,11 +188,15 @@ class TrackingMetrics:
                 "episode_length_steps": means["length"][i],
                 "episode_length_s": means["length"][i] * self.dt,
                 "normalized_return": means["normalized_return"][i],
+                "mpjpe_g_per_body_mm": {b: 1000.0 * e for b, e in zip(self.motion_lib.body_names,
+                                                                       means["body_err"][i])},
             }
         if result:
             clips = list(result.values())
             result["all"] = {k: sum(c[k] for c in clips) / len(clips) for k in METRIC_KEYS}
             result["all"]["num_episodes"] = int(sum(c["num_episodes"] for c in clips))
+            result["all"]["mpjpe_g_per_body_mm"] = {
+                b: sum(c["mpjpe_g_per_body_mm"][b] for c in clips) / len(clips) for b in self.motion_lib.body_names}
         return result
 
 
@@ -242,6 +253,16 @@ def format_table(summary: Dict[str, Dict[str, float]]) -> str:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def format_worst_bodies(summary: Dict[str, Dict], count: int = 5) -> str:
+    """One line per clip: the ``count`` bodies farthest from the reference (MPJPE-G, mm), worst first."""
+    lines = []
+    for clip, m in summary.items():
+        worst = sorted(m["mpjpe_g_per_body_mm"].items(), key=lambda item: -item[1])[:count]
+        lines.append("{}: worst bodies (MPJPE-G mm) {}".format(
+            clip, ", ".join("{} {:.1f}".format(body, err) for body, err in worst)))
     return "\n".join(lines)
 
 
