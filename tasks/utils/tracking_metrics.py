@@ -76,7 +76,7 @@ class TrackingMetrics:
     def reset(self) -> None:
         z = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         self.sums: Dict[str, torch.Tensor] = {k: z.clone() for k in (
-            "mpjpe_g", "mpjpe_l", "root_pos", "root_rot", "mpjpe_pa", "vel", "accel", "reward", "frames",
+            "mpjpe_l", "root_pos", "root_rot", "mpjpe_pa", "vel", "accel", "reward", "frames",
             "vel_frames", "accel_frames")}
         # The last two frames' positions and velocities (sim, reference) for the finite differences.
         self.last_pos: Optional[torch.Tensor] = None
@@ -102,17 +102,17 @@ class TrackingMetrics:
         simulated state after the step, before finished envs reset; ``motion_ids``/``motion_times``
         [N]: the clip and time the state should match; ``reward``, ``done``, ``terminated`` [N]."""
         ref = self.motion_lib.get_state(motion_ids, motion_times)
-        errors = tracking_errors(body_pos, body_rot, ref.body_pos, ref.body_rot)
+        body_err, *errors = tracking_errors(body_pos, body_rot, ref.body_pos, ref.body_rot)
         active = self.active
         w = active.double()
-        for key, value in zip(("mpjpe_g", "mpjpe_l", "root_pos", "root_rot"), errors):
+        self.body_err_sum += w.unsqueeze(1) * body_err.double()
+        for key, value in zip(("mpjpe_l", "root_pos", "root_rot"), errors):
             self.sums[key] += w * value.double()
         self.sums["mpjpe_pa"] += w * procrustes_aligned_error(body_pos, ref.body_pos).double()
-        self.body_err_sum += w.unsqueeze(1) * (body_pos - ref.body_pos).norm(p=2, dim=-1).double()
         self._accumulate_derivative_errors(body_pos, ref.body_pos, w)
         self.sums["reward"] += w * reward.double()
         self.sums["frames"] += w
-        self.max_body_err = torch.where(active, torch.maximum(self.max_body_err, errors[0].double()),
+        self.max_body_err = torch.where(active, torch.maximum(self.max_body_err, body_err.mean(dim=-1).double()),
                                         self.max_body_err)
         self.env_motion = torch.where(active, motion_ids, self.env_motion)
         ended = active & done.bool()
@@ -140,9 +140,10 @@ class TrackingMetrics:
         """Metrics of each env's evaluation episode (SI units: m, rad, steps); ``body_err`` [N, B]
         is each body's mean position error, the others are [N]."""
         frames = self.sums["frames"].clamp_min(1.0)
+        body_err = self.body_err_sum / frames.unsqueeze(1)
         return {
-            "body_err": self.body_err_sum / frames.unsqueeze(1),
-            "mpjpe_g": self.sums["mpjpe_g"] / frames,
+            "body_err": body_err,
+            "mpjpe_g": body_err.mean(dim=1),
             "mpjpe_l": self.sums["mpjpe_l"] / frames,
             "root_pos_err": self.sums["root_pos"] / frames,
             "root_rot_err": self.sums["root_rot"] / frames,
@@ -202,14 +203,14 @@ class TrackingMetrics:
 
 def tracking_errors(body_pos: torch.Tensor, body_rot: torch.Tensor, ref_body_pos: torch.Tensor,
                     ref_body_rot: torch.Tensor):
-    """Per env [N]: global and root-relative mean body position errors (m), root position error
-    (m), root rotation error (rad)."""
-    global_err = (body_pos - ref_body_pos).norm(p=2, dim=-1).mean(dim=-1)
+    """Each body's world position error [N, B] (m; their mean is MPJPE-G), and per env [N]: the
+    root-relative mean body position error (m), root position error (m), root rotation error (rad)."""
+    body_err = (body_pos - ref_body_pos).norm(p=2, dim=-1)
     local = (body_pos - body_pos[:, 0:1]) - (ref_body_pos - ref_body_pos[:, 0:1])
     local_err = local.norm(p=2, dim=-1).mean(dim=-1)
     root_pos_err = (body_pos[:, 0] - ref_body_pos[:, 0]).norm(p=2, dim=-1)
     root_rot_err = quat_diff_angle(body_rot[:, 0], ref_body_rot[:, 0])
-    return global_err, local_err, root_pos_err, root_rot_err
+    return body_err, local_err, root_pos_err, root_rot_err
 
 
 def procrustes_aligned_error(body_pos: torch.Tensor, ref_body_pos: torch.Tensor) -> torch.Tensor:
