@@ -13,7 +13,8 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = ["humanoid3d_walk", "humanoid3d_jump", "humanoid3d_backflip", "humanoid3d_spinkick", "humanoid3d_cartwheel"]
+SHIPPED = ["humanoid3d_walk", "humanoid3d_run", "humanoid3d_jump", "humanoid3d_backflip", "humanoid3d_spinkick",
+           "humanoid3d_cartwheel"]
 SKILLS = sorted(name[:-5] for name in os.listdir(os.path.join(REPO_ROOT, "cfg", "skill")))
 
 
