@@ -4,7 +4,7 @@ centre-of-mass accelerations no floor contact can produce.
     python -m poselib_utils.motion_feasibility motions/humanoid3d_run.txt
     python -m poselib_utils.motion_feasibility motions/ --tolerance 2 --json feasibility.json
 
-Both checks use the clip's own keyframes (no interpolation) posed on the character by MuJoCo:
+All checks use the clip's own keyframes (no interpolation) posed on the character by MuJoCo:
 - **Ground penetration**: the depth of the deepest collision geom under the floor (z = 0), from
   MuJoCo's own collision detection in the simulated scene. A character standing on the floor
   cannot be where such a frame puts it.
@@ -12,6 +12,10 @@ Both checks use the clip's own keyframes (no interpolation) posed on the charact
   vertical acceleration is at least -g and its horizontal acceleration at most mu * (a_z + g)
   (Coulomb friction, with mu the floor contact's friction in the scene). Accelerations are second
   differences of the keyframes' COM; ``--tolerance`` (m/s^2) absorbs motion-capture noise.
+- **Loop seam** (looping clips): the last keyframe and the next cycle's first one (shifted by the
+  cycle's horizontal root displacement, as DeepMimic and the motion library do) fall on the same
+  instant, so any distance between them is a jump the reference makes in no time: reported as the
+  mean distance over bodies and the root's rotation.
 
 Policies are scored against the clip as it is (tasks/utils/tracking_metrics.py): where the clip
 breaks these laws, a simulated character has to leave it, whatever the policy.
@@ -20,7 +24,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Optional
 
 import mujoco
 import numpy as np
@@ -43,6 +47,8 @@ class ClipFeasibility(NamedTuple):
     com_acc: np.ndarray  # [F - 2, 3] m/s^2
     gravity: float  # m/s^2, the scene's
     friction: float  # the floor contact's sliding friction
+    seam_body_jump: Optional[np.ndarray]  # [B] m each body jumps where a looping clip wraps; None if it does not loop
+    seam_root_rotation: Optional[float]  # rad the root turns at that instant; None if the clip does not loop
 
     @property
     def vertical_excess(self) -> np.ndarray:
@@ -86,15 +92,24 @@ class FeasibilityCheck:
         qpos = clip_to_qpos(clip, self.skeleton, self.hinges)
         depth = np.zeros(clip.num_frames)
         com = np.zeros((clip.num_frames, 3))
+        body_pos = np.zeros((clip.num_frames, self.model.nbody - 1, 3))
         for f, frame in enumerate(qpos):
             self.data.qpos[:] = frame
             mujoco.mj_fwdPosition(self.model, self.data)
             com[f] = self.data.subtree_com[1]
+            body_pos[f] = self.data.xpos[1:]
             for contact in self.data.contact[:self.data.ncon]:
                 if self.floor in (contact.geom1, contact.geom2):
                     depth[f] = max(depth[f], -contact.dist)
+        seam_jump, seam_rotation = None, None
+        if clip.loop:
+            cycle_shift = qpos[-1, 0:3] - qpos[0, 0:3]
+            cycle_shift[2] = 0.0
+            seam_jump = np.linalg.norm(body_pos[-1] - (body_pos[0] + cycle_shift), axis=-1)
+            cos_half = min(1.0, abs(float(np.dot(qpos[-1, 3:7], qpos[0, 3:7]))))
+            seam_rotation = 2.0 * float(np.arccos(cos_half))
         return ClipFeasibility(path, clip.frame_times, depth, com, second_differences(com, clip.frame_durations),
-                               float(-self.model.opt.gravity[2]), self.friction)
+                               float(-self.model.opt.gravity[2]), self.friction, seam_jump, seam_rotation)
 
 
 def second_differences(values: np.ndarray, durations: np.ndarray) -> np.ndarray:
@@ -121,20 +136,29 @@ def summarize(report: ClipFeasibility, tolerance: float) -> Dict[str, float]:
         "falls_faster_than_g_pct": 100.0 * float(np.mean(vertical > tolerance)),
         "max_friction_excess": float(sideways.max()),
         "beyond_friction_pct": 100.0 * float(np.mean(sideways > tolerance)),
+        "seam_jump_mm": None if report.seam_body_jump is None else 1e3 * float(report.seam_body_jump.mean()),
+        "seam_root_rot_deg": None if report.seam_root_rotation is None else float(np.degrees(report.seam_root_rotation)),
     }
 
 
 def format_table(rows: List[Dict], tolerance: float) -> str:
     head = ("clip", "frames", "deepest mm (at s)", "mean depth mm", "under floor %",
-            "min COM a_z (at s)", "a_z < -g %", "max friction excess", "beyond friction %")
-    lines = ["{:<28}{:>7}{:>20}{:>15}{:>15}{:>20}{:>12}{:>21}{:>19}".format(*head)]
+            "min COM a_z (at s)", "a_z < -g %", "max friction excess", "beyond friction %", "seam mm",
+            "seam root deg")
+    lines = ["{:<28}{:>7}{:>20}{:>15}{:>15}{:>20}{:>12}{:>21}{:>19}{:>9}{:>15}".format(*head)]
+
+    def optional(value):
+        return "-" if value is None else "{:.1f}".format(value)
+
     for r in rows:
-        lines.append("{:<28}{:>7}{:>20}{:>15.1f}{:>15.0f}{:>20}{:>12.0f}{:>21.1f}{:>19.0f}".format(
+        lines.append("{:<28}{:>7}{:>20}{:>15.1f}{:>15.0f}{:>20}{:>12.0f}{:>21.1f}{:>19.0f}{:>9}{:>15}".format(
             r["clip"], r["frames"], "{:.1f} ({:.2f})".format(r["deepest_mm"], r["deepest_at_s"]), r["mean_depth_mm"],
             r["under_floor_pct"], "{:.1f} ({:.2f})".format(r["min_com_acc_z"], r["min_com_acc_z_at_s"]),
-            r["falls_faster_than_g_pct"], r["max_friction_excess"], r["beyond_friction_pct"]))
+            r["falls_faster_than_g_pct"], r["max_friction_excess"], r["beyond_friction_pct"],
+            optional(r["seam_jump_mm"]), optional(r["seam_root_rot_deg"])))
     lines.append("under floor: deeper than {:.0f} mm; accelerations in m/s^2, counted beyond a {:g} m/s^2 "
-                 "tolerance (g = {:.2f}, floor friction {:.2f})".format(
+                 "tolerance (g = {:.2f}, floor friction {:.2f}); seam: where a looping clip wraps, the mean "
+                 "body jump and the root's turn ('-': not looping)".format(
                      1e3 * PENETRATION_REPORT_DEPTH, tolerance, rows[0]["gravity"], rows[0]["friction"]))
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ import os
 import mujoco
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from poselib_utils.data_loader import load_motion
 from poselib_utils.motion_feasibility import FeasibilityCheck, main
@@ -134,6 +135,60 @@ def test_injected_accelerations_against_the_floor_limits(check, tmp_path):
     assert falling.friction_excess == pytest.approx(np.full(5, 3.0), abs=1e-6)
 
 
+def wxyz_to_rotation(q):
+    return Rotation.from_quat([q[1], q[2], q[3], q[0]])
+
+
+def rotation_to_wxyz(r):
+    x, y, z, w = r.as_quat()
+    return [float(w), float(x), float(y), float(z)]
+
+
+def test_loop_seam_jump_and_turn(check, tmp_path):
+    """A looping clip whose last keyframe is its first shifted horizontally wraps without a jump;
+    lifting that last keyframe makes every body jump by the lift, and turning its root about the
+    vertical by 20 degrees moves each body by the chord 2 r sin(10 deg) of its horizontal distance r
+    from the root (MuJoCo's forward kinematics of the first pose)."""
+    walk = read_clip("walk")
+    first = walk["Frames"][0]
+
+    def seam_with(last):
+        clip = {"Loop": "wrap", "Frames": [list(f) for f in walk["Frames"][:-1]] + [last]}
+        return check(write_clip(tmp_path, "seam", clip))
+
+    shifted = list(first)
+    shifted[1] += 0.7  # DeepMimic is y-up: x and z are horizontal
+    shifted[3] -= 0.2
+    closed = seam_with(shifted)
+    assert closed.seam_body_jump.max() == pytest.approx(0.0, abs=1e-9)
+    assert closed.seam_root_rotation == pytest.approx(0.0, abs=1e-6)
+
+    lifted = list(shifted)
+    lifted[2] += 0.03
+    assert seam_with(lifted).seam_body_jump == pytest.approx(np.full(check.model.nbody - 1, 0.03), abs=1e-9)
+
+    turned = list(shifted)
+    turned[4:8] = rotation_to_wxyz(Rotation.from_euler("y", 20, degrees=True) * wxyz_to_rotation(first[4:8]))
+    report = seam_with(turned)
+    data = mujoco.MjData(check.model)
+    data.qpos[:] = clip_qpos(check, os.path.join(MOTIONS, "humanoid3d_walk.txt"))[0]
+    mujoco.mj_kinematics(check.model, data)
+    radius = np.linalg.norm(data.xpos[1:, :2] - data.xpos[1, :2], axis=-1)
+    assert report.seam_body_jump == pytest.approx(2.0 * radius * np.sin(np.radians(10.0)), abs=1e-6)
+    assert np.degrees(report.seam_root_rotation) == pytest.approx(20.0, abs=1e-4)
+
+
+def test_run_seam_root_turn_is_the_clips(check):
+    """The run's root turns where it wraps by the angle between its last and first root rotations
+    in the file (scipy, in the clip's own frame); a clip that does not loop has no seam."""
+    frames = read_clip("run")["Frames"]
+    expected = (wxyz_to_rotation(frames[-1][4:8]).inv() * wxyz_to_rotation(frames[0][4:8])).magnitude()
+    report = check(os.path.join(MOTIONS, "humanoid3d_run.txt"))
+    assert report.seam_root_rotation == pytest.approx(expected, abs=1e-6) and np.degrees(expected) > 5.0
+    kick = check(os.path.join(MOTIONS, "humanoid3d_kick.txt"))
+    assert kick.seam_body_jump is None and kick.seam_root_rotation is None
+
+
 def test_floor_friction_is_the_characters(check):
     """humanoid3d.xml's default geom friction is 0.9; the floor inherits it."""
     assert check.friction == pytest.approx(0.9)
@@ -148,6 +203,13 @@ def test_command_line_table_and_json(tmp_path, capsys):
     rows = {r["clip"]: r for r in json.load(open(out))["clips"]}
     assert rows["humanoid3d_walk.txt"]["frames"] == len(read_clip("walk")["Frames"])
     assert rows["humanoid3d_run.txt"]["deepest_mm"] > rows["humanoid3d_walk.txt"]["deepest_mm"]
+    assert rows["humanoid3d_run.txt"]["seam_jump_mm"] > rows["humanoid3d_walk.txt"]["seam_jump_mm"] > 0.0
+
+
+def test_command_line_marks_clips_without_a_seam(tmp_path, capsys):
+    assert main([os.path.join(MOTIONS, "humanoid3d_kick.txt")]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.startswith("humanoid3d_kick.txt") and row.split()[-2:] == ["-", "-"]
 
 
 def test_command_line_names_a_malformed_clip(tmp_path):
