@@ -33,6 +33,7 @@ _register_resolvers()
 # Env count when the command line gives none: small on the CPU, thousands on a GPU.
 DEFAULT_NUM_ENVS = {"mujoco": 64}
 DEFAULT_GPU_NUM_ENVS = 4096
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's
 
 
 def check_config(cfg: DictConfig) -> str:
@@ -83,6 +84,9 @@ def check_config(cfg: DictConfig) -> str:
             check_evaluation_envs(len(motion_paths), num_envs)
         except ValueError as err:
             raise SystemExit(str(err))
+    if cfg.matmul_precision not in MATMUL_PRECISIONS:
+        raise SystemExit("matmul_precision must be one of {}, got {!r}".format(
+            ", ".join(MATMUL_PRECISIONS), cfg.matmul_precision))
     if cfg.test and not cfg.checkpoint:
         raise SystemExit("test=True needs checkpoint=<path to a .pth file>")
     if cfg.test and cfg.multi_gpu:
@@ -155,6 +159,7 @@ def main(cfg: DictConfig) -> None:
     torch.manual_seed(cfg.seed + ranks.rank)  # rl_games seeds each rank with seed + RANK as well
     if cfg.torch_deterministic:
         torch.use_deterministic_algorithms(True)
+    torch.set_float32_matmul_precision(cfg.matmul_precision)
     run_name = cfg.experiment or "{}_{}".format(cfg.task_name, datetime.datetime.now().strftime("%d-%H-%M-%S"))
 
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)

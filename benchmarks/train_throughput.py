@@ -3,6 +3,7 @@ samples per second rl_games measured (its "fps total": simulation, inference and
 
     python benchmarks/train_throughput.py --num-envs 4096 --epochs 30            # GPU engine
     python benchmarks/train_throughput.py --num-envs 16 --epochs 3 --engine mujoco
+    python benchmarks/train_throughput.py --num-envs 4096 -- matmul_precision=high   # train.py overrides after --
 """
 import argparse
 import os
@@ -22,11 +23,12 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--skip", type=int, default=3, help="first epochs left out (warm-up, compilation)")
+    parser.add_argument("overrides", nargs="*", help="train.py (hydra) overrides, after --")
     args = parser.parse_args()
     experiment = "train_throughput_" + uuid.uuid4().hex[:8]
     command = [sys.executable, os.path.join(REPO_ROOT, "train.py"), "task=HumanoidDeepMimic", "headless=True",
                "sim_engine=" + args.engine, "num_envs={}".format(args.num_envs),
-               "max_iterations={}".format(args.epochs), "experiment=" + experiment]
+               "max_iterations={}".format(args.epochs), "experiment=" + experiment] + list(args.overrides)
     try:
         result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     finally:

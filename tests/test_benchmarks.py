@@ -22,8 +22,16 @@ def test_throughput_prints_engine_and_task_rates():
 
 
 def test_train_throughput_reports_samples_per_second():
-    out = run("train_throughput.py", "--engine", "mujoco", "--num-envs", "8", "--epochs", "2", "--skip", "0")
+    out = run("train_throughput.py", "--engine", "mujoco", "--num-envs", "8", "--epochs", "2", "--skip", "0",
+              "--", "matmul_precision=high")
     assert re.search(r"samples/s .*: \d+", out), out
+
+
+def test_train_throughput_passes_its_overrides_to_train():
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "benchmarks", "train_throughput.py"),
+                             "--engine", "mujoco", "--num-envs", "8", "--epochs", "1", "--", "matmul_precision=fast"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "matmul_precision must be one of" in result.stderr + result.stdout
 
 
 def test_learning_curves_train_evaluate_and_export(tmp_path):

@@ -563,6 +563,7 @@ def test_config_errors_fail_early_with_one_message(tmp_path, bad_width_clip):
     cases = [
         (["sim_engine=warp_drive"], "unknown sim_engine 'warp_drive'"),
         (["num_envs=0"], "num_envs must be positive, got 0"),
+        (["matmul_precision=fast"], "matmul_precision must be one of highest, high, medium, got 'fast'"),
         (["task.env.motion_file=motions/humanoid3d_nope.txt"], "humanoid3d_nope.txt does not exist"),
         (["task.env.motion_file={}".format(bad_width_clip)], "short_frames.txt: frame 0: has 43 numbers"),
     ]
