@@ -87,6 +87,7 @@ class FeasibilityCheck:
         """Ground depth and COM acceleration at the keyframes of the clip at ``path``."""
         from poselib_utils.data_loader import load_motion
         from poselib_utils.retarget import clip_to_qpos
+        from tasks.utils.motion_lib import cycle_root_shift
 
         clip = load_motion(path, self.skeleton)
         qpos = clip_to_qpos(clip, self.skeleton, self.hinges)
@@ -103,9 +104,7 @@ class FeasibilityCheck:
                     depth[f] = max(depth[f], -contact.dist)
         seam_jump, seam_rotation = None, None
         if clip.loop:
-            cycle_shift = qpos[-1, 0:3] - qpos[0, 0:3]
-            cycle_shift[2] = 0.0
-            seam_jump = np.linalg.norm(body_pos[-1] - (body_pos[0] + cycle_shift), axis=-1)
+            seam_jump = np.linalg.norm(body_pos[-1] - (body_pos[0] + cycle_root_shift(qpos)), axis=-1)
             cos_half = min(1.0, abs(float(np.dot(qpos[-1, 3:7], qpos[0, 3:7]))))
             seam_rotation = 2.0 * float(np.arccos(cos_half))
         return ClipFeasibility(path, clip.frame_times, depth, com, second_differences(com, clip.frame_durations),

@@ -45,6 +45,14 @@ def hinge_joint_names(model: mujoco.MjModel) -> list:
     return [model.joint(j).name for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE]
 
 
+def cycle_root_shift(qpos: np.ndarray) -> np.ndarray:
+    """How far a looping clip's root moves per cycle, horizontally (DeepMimic's cycle offset):
+    the next cycle's frames are this clip's ``qpos`` [F, 7 + hinges] shifted by it."""
+    shift = qpos[-1, 0:3] - qpos[0, 0:3]
+    shift[2] = 0.0
+    return shift
+
+
 def _finite_difference(values: np.ndarray, durations: np.ndarray) -> np.ndarray:
     """Forward differences per frame; the last frame repeats the one before it."""
     vel = np.empty_like(values)
@@ -106,9 +114,7 @@ class MotionLib:
             counts.append(clip.num_frames)
             durations.append(clip.duration)
             loops.append(clip.loop)
-            delta = qpos[-1, 0:3] - qpos[0, 0:3]
-            delta[2] = 0.0
-            deltas.append(delta)
+            deltas.append(cycle_root_shift(qpos))
             columns["body_pos"].append(body_pos.reshape(clip.num_frames, -1))
             columns["body_rot"].append(body_rot)
             columns["root_vel"].append(_at_keyframe_coordinates(_finite_difference(key_qpos[:, 0:3], key_dt), coords))
