@@ -30,11 +30,10 @@ REWARD_TERMS = ("pose", "vel", "end_eff", "root", "com", "body_pos")
 def normalized_reward_weights(weights: Dict[str, float]) -> torch.Tensor:
     """The reward terms' weights divided by their sum, as DeepMimic does, so a perfect match earns
     1 per step whatever weights the config gives."""
-    bad = [t for t, w in weights.items() if not (w >= 0.0 and math.isfinite(w))]
-    if bad or sum(weights.values()) <= 0.0:
+    total = sum(weights.values())
+    if not all(w >= 0.0 and math.isfinite(w) for w in weights.values()) or total <= 0.0:
         raise ValueError("task.reward: the term weights ({}) must be non-negative with a positive sum, got {}".format(
             ", ".join(t + "_w" for t in weights), weights))
-    total = sum(weights.values())
     return torch.tensor([weights[t] / total for t in REWARD_TERMS])
 
 
