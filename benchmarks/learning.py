@@ -63,12 +63,32 @@ def run_env(run: Run) -> Dict[str, str]:
     return env
 
 
+def sets_own_epochs(run: Run) -> bool:
+    """Whether ``run`` fixes its epoch count: max_iterations or max_epochs among its overrides, or a skill
+    whose file sets train.params.config.max_epochs (a linear learning-rate schedule decays over it)."""
+    if any(o.startswith(("max_iterations=", "train.params.config.max_epochs=")) for o in run.overrides):
+        return True
+    for override in run.overrides:
+        if override.startswith("skill="):
+            path = os.path.join(REPO_ROOT, "cfg", "skill", override.split("=", 1)[1] + ".yaml")
+            if not os.path.isfile(path):
+                continue
+            import yaml
+            with open(path) as f:
+                config = ((yaml.safe_load(f) or {}).get("train") or {}).get("params", {}).get("config", {})
+            if "max_epochs" in config:
+                return True
+    return False
+
+
 def train(run: Run, args) -> subprocess.Popen:
-    """Starts train.py for ``run``; its output goes to <out>/<name>.train.log, after a line with the command."""
+    """Starts train.py for ``run``; its output goes to <out>/<name>.train.log, after a line with the command.
+    ``--max-epochs`` caps the runs that do not set their own epoch count."""
+    epoch_cap = [] if sets_own_epochs(run) else ["max_iterations={}".format(args.max_epochs)]
     cmd = [sys.executable, os.path.join(REPO_ROOT, "train.py"), "task=HumanoidDeepMimic", "headless=True",
            "experiment={}".format(run.name), "num_envs={}".format(args.num_envs), "sim_engine={}".format(args.engine),
-           "task.env.motion_file='{}'".format(run.clip), "max_iterations={}".format(args.max_epochs),
-           "train.params.config.save_frequency={}".format(args.save_every)] + run.overrides
+           "task.env.motion_file='{}'".format(run.clip), "train.params.config.save_frequency={}".format(args.save_every)
+           ] + epoch_cap + run.overrides
     with open(os.path.join(args.out, run.name + ".train.log"), "w") as log:  # the child keeps its own handle
         prefix = "CUDA_VISIBLE_DEVICES={} ".format(run.gpu) if run.gpu is not None else ""
         log.write("# {}{}\n".format(prefix, " ".join(shlex.quote(c) for c in cmd[1:])))
@@ -205,7 +225,8 @@ def main(argv=None) -> None:
     parser.add_argument("--engine", default="auto", help="sim_engine: auto, mujoco, mujoco_warp")
     parser.add_argument("--save-every", type=int, default=25, help="epochs between saved checkpoints")
     parser.add_argument("--eval-every", type=int, default=6, help="evaluate every k-th saved checkpoint")
-    parser.add_argument("--max-epochs", type=int, default=100000, help="epoch cap (the wall time ends runs)")
+    parser.add_argument("--max-epochs", type=int, default=100000,
+                        help="epoch cap of the runs that set none (the wall time ends runs)")
     parser.add_argument("--eval-envs", type=int, default=16)
     parser.add_argument("--horizon", type=float, default=20.0, help="evaluation seconds of looping clips")
     parser.add_argument("--parallel-evals", type=int, default=4)

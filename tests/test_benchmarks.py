@@ -90,6 +90,14 @@ def test_learning_waves_give_each_run_a_gpu_of_its_own():
     assert learning.training_waves(runs, concurrent=False, gpus=[]) == [[r] for r in runs]
 
 
+def test_learning_caps_only_runs_that_set_no_epoch_count():
+    """The run skill's linear learning-rate schedule decays over its own 1600 epochs: no cap may replace them."""
+    learning = import_learning()
+    assert not learning.sets_own_epochs(learning.Run("a", "clip", ["skill=cartwheel", "task.env.x=1"]))
+    assert learning.sets_own_epochs(learning.Run("b", "clip", ["skill=run"]))
+    assert learning.sets_own_epochs(learning.Run("c", "clip", ["max_iterations=70"]))
+
+
 def test_learning_bar_is_the_first_checkpoint_meeting_both_conditions():
     bar_line = import_learning().bar_line
     rows = [dict(epoch=e, seconds=10.0 * e, samples=1e6 * e, mpjpe_g_mm=mm, success_rate=ok)

@@ -136,6 +136,13 @@ def test_skills_apply_under_isaacgymenvs_config(fake_isaacgymenvs):
     assert cfg.task.env.motion_file == "motions/humanoid3d_cartwheel.txt"
     assert cfg.task.env.contact_bodies == "character"
 
+    for extra, epochs in (([], 1600), (["max_iterations=40"], 40)):
+        user = ["task=HumanoidDeepMimic", "+skill=run"] + extra
+        with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
+            cfg = compose(config_name="config", overrides=user + isaacgymenvs_overrides(user, search_path))
+        train = OmegaConf.to_container(cfg.train, resolve=True)["params"]["config"]
+        assert (train["lr_schedule"], train["max_epochs"]) == ("linear", epochs)
+
 
 def test_user_overrides_win(fake_isaacgymenvs):
     from tasks.isaacgymenvs_registration import isaacgymenvs_overrides
