@@ -21,6 +21,7 @@ setup(
         "mujoco>=3.2",
         "rl-games==1.6.5",
         "hydra-core>=1.3",
+        "pyyaml",                 # benchmarks/learning.py reads skill files (hydra needs it too)
         "gymnasium>=0.29; python_version >= '3.9'",
         "gym==0.23.1; python_version < '3.9'",
         "tensorboard",

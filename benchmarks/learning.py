@@ -30,6 +30,8 @@ import sys
 import time
 from typing import Dict, List, NamedTuple, Optional
 
+import yaml
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
@@ -73,7 +75,6 @@ def sets_own_epochs(run: Run) -> bool:
             path = os.path.join(REPO_ROOT, "cfg", "skill", override.split("=", 1)[1] + ".yaml")
             if not os.path.isfile(path):
                 continue
-            import yaml
             with open(path) as f:
                 config = ((yaml.safe_load(f) or {}).get("train") or {}).get("params", {}).get("config", {})
             if "max_epochs" in config:

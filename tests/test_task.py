@@ -194,6 +194,14 @@ def test_each_perturbation_against_the_formula_by_hand(task, task_with_body_pos,
         np.testing.assert_allclose(rew.numpy(), expected, atol=2e-6, err_msg=kind)
 
 
+def test_run_skill_decays_its_learning_rate_over_max_iterations():
+    """rl_games' linear schedule ends at max_epochs: skill=run sets 1600, a max_iterations override replaces it."""
+    for overrides, epochs in ((["skill=run"], 1600), (["skill=run", "max_iterations=30"], 30), ([], 1000)):
+        config = OmegaConf.to_container(make_cfg(*overrides).train, resolve=True)["params"]["config"]
+        assert config["max_epochs"] == epochs
+        assert config["lr_schedule"] == ("linear" if overrides else "constant")
+
+
 def test_reward_weights_are_divided_by_their_sum():
     """As DeepMimic does: scaling every weight leaves the reward as it is; weights that cannot be
     normalised are a config error naming the fields."""
