@@ -208,7 +208,7 @@ def tracking_errors(body_pos: torch.Tensor, body_rot: torch.Tensor, ref_body_pos
     body_err = (body_pos - ref_body_pos).norm(p=2, dim=-1)
     local = (body_pos - body_pos[:, 0:1]) - (ref_body_pos - ref_body_pos[:, 0:1])
     local_err = local.norm(p=2, dim=-1).mean(dim=-1)
-    root_pos_err = (body_pos[:, 0] - ref_body_pos[:, 0]).norm(p=2, dim=-1)
+    root_pos_err = body_err[:, 0]  # body 0 is the root
     root_rot_err = quat_diff_angle(body_rot[:, 0], ref_body_rot[:, 0])
     return body_err, local_err, root_pos_err, root_rot_err
 
