@@ -91,7 +91,7 @@ def test_learning_waves_give_each_run_a_gpu_of_its_own():
 
 
 def test_learning_caps_only_runs_that_set_no_epoch_count():
-    """The run skill's linear learning-rate schedule decays over its own 1600 epochs: no cap may replace them."""
+    """The run skill's linear learning-rate schedule decays over its own 1900 epochs: no cap may replace them."""
     learning = import_learning()
     assert not learning.sets_own_epochs(learning.Run("a", "clip", ["skill=cartwheel", "task.env.x=1"]))
     assert learning.sets_own_epochs(learning.Run("b", "clip", ["skill=run"]))

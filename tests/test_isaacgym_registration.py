@@ -136,7 +136,7 @@ def test_skills_apply_under_isaacgymenvs_config(fake_isaacgymenvs):
     assert cfg.task.env.motion_file == "motions/humanoid3d_cartwheel.txt"
     assert cfg.task.env.contact_bodies == "character"
 
-    for extra, epochs in (([], 1600), (["max_iterations=40"], 40)):
+    for extra, epochs in (([], 1900), (["max_iterations=40"], 40)):
         user = ["task=HumanoidDeepMimic", "+skill=run"] + extra
         with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
             cfg = compose(config_name="config", overrides=user + isaacgymenvs_overrides(user, search_path))

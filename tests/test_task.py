@@ -195,11 +195,23 @@ def test_each_perturbation_against_the_formula_by_hand(task, task_with_body_pos,
 
 
 def test_run_skill_decays_its_learning_rate_over_max_iterations():
-    """rl_games' linear schedule ends at max_epochs: skill=run sets 1600, a max_iterations override replaces it."""
-    for overrides, epochs in ((["skill=run"], 1600), (["skill=run", "max_iterations=30"], 30), ([], 1000)):
+    """rl_games' linear schedule ends at max_epochs: skill=run sets 1900, a max_iterations override replaces it."""
+    for overrides, epochs in ((["skill=run"], 1900), (["skill=run", "max_iterations=30"], 30), ([], 1000)):
         config = OmegaConf.to_container(make_cfg(*overrides).train, resolve=True)["params"]["config"]
         assert config["max_epochs"] == epochs
         assert config["lr_schedule"] == ("linear" if overrides else "constant")
+
+
+def test_run_skill_keeps_deepmimic_horizons_in_seconds_at_its_60_hz():
+    """skill=run doubles the policy rate; its target frames still look 1/30 and 2/30 s ahead and its
+    discount and GAE lambda still decay over about as many seconds as DeepMimic's 0.95 at 30 Hz."""
+    default, run = make_cfg(), make_cfg("skill=run")
+    assert run.task.env.control_freq_hz == 2 * default.task.env.control_freq_hz
+    for cfg in (default, run):
+        hz = cfg.task.env.control_freq_hz
+        np.testing.assert_allclose([k / hz for k in cfg.task.env.obs.target_frames], [1 / 30, 2 / 30])
+        for key in ("gamma", "tau"):
+            np.testing.assert_allclose(cfg.train.params.config[key] ** hz, 0.95 ** 30, rtol=0.03)
 
 
 def test_reward_weights_are_divided_by_their_sum():
