@@ -2,7 +2,7 @@
 metrics measured on the GPU (within noise).
 
 The recorded figures (checkpoints/*_metrics.json) come from the MuJoCo-Warp engine on an H100 (an
-H200 for the cartwheel and spinkick) over 20 s; here the CPU engine plays a shorter horizon, so
+H200 for the cartwheel, spinkick and run) over 20 s; here the CPU engine plays a shorter horizon, so
 the bound leaves room for the engines' float differences but not for a policy that stumbles.
 """
 import json
