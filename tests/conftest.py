@@ -7,20 +7,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-# DeepMimic's original data (MIT) lives beside the repository and is never copied into it.
-DEEPMIMIC_DATA = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "deepmimic_data"))
-
-
-@pytest.fixture(scope="session")
-def repo_root():
-    return REPO_ROOT
+# DeepMimic's character and controller files (MIT), shipped unchanged as test data: the facts the
+# loader, the MJCF converter and the retargeter are checked against (tests/data/deepmimic/README.md).
+DEEPMIMIC_DATA = os.path.join(REPO_ROOT, "tests", "data", "deepmimic")
 
 
 @pytest.fixture(scope="session")
 def deepmimic_data():
-    if not os.path.isdir(DEEPMIMIC_DATA):
-        pytest.skip("DeepMimic's original data folder {} is absent; these tests read its character and "
-                    "controller files".format(DEEPMIMIC_DATA))
     return DEEPMIMIC_DATA
 
 

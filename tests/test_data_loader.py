@@ -89,6 +89,18 @@ def test_project_ships_the_15_clips():
     assert len(CLIP_PATHS) == 15
 
 
+@pytest.mark.parametrize("name", ["characters/humanoid3d.txt", "characters/dog3d.txt",
+                                  "controllers/humanoid3d_ctrl.txt", "controllers/dog3d_ctrl.txt"])
+def test_shipped_test_data_are_deepmimics_files(deepmimic_data, name):
+    """tests/data/deepmimic holds unchanged copies: byte for byte DeepMimic's release, where a copy of
+    it sits beside the repository."""
+    original = os.path.join(REPO_ROOT, "..", "shared", "deepmimic_data", name)
+    if not os.path.isfile(original):
+        pytest.skip("no copy of DeepMimic's data/ beside the repository to compare with")
+    with open(original, "rb") as a, open(os.path.join(deepmimic_data, name), "rb") as b:
+        assert a.read() == b.read()
+
+
 def test_humanoid_character_layout(character, char_json):
     skeleton = character.skeleton
     assert len(skeleton.joints) == 15
