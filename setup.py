@@ -28,7 +28,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7"],
-        # mp4 clips: capture_video=True, python -m poselib_utils.preview_motion --out
+        # mp4 clips: capture_video=True, python -m tools.preview_motion --out
         "video": ["imageio>=2.28", "imageio-ffmpeg>=0.4.9"],
         # sim_engine=mujoco_warp (GPU); the versions tested with mujoco 4.0.0 (its API still moves)
         "gpu": ["mujoco-warp==4.0.0", "warp-lang==1.19.0"],

@@ -4,86 +4,26 @@
     python train.py task=HumanoidDeepMimic test=True checkpoint=runs/<run>/nn/HumanoidDeepMimic.pth
 """
 import datetime
+import importlib.util
 import os
-import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from poselib_utils.repository import repo_path
+from tasks.config import RUNS_DIR, default_num_envs, register_resolvers
 
-
-def _register_resolvers() -> None:
-    resolvers = {
-        "resolve_default": lambda default, arg: default if arg in ("", None) else arg,
-        "if": lambda pred, a, b: a if pred else b,
-        "minibatch": lambda num_envs, horizon, num_minibatches: max(1, int(num_envs) * int(horizon)
-                                                                     // int(num_minibatches)),
-    }
-    for name, fn in resolvers.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
-
-
-_register_resolvers()
-
-
-# Env count when the command line gives none: small on the CPU, thousands on a GPU.
-DEFAULT_NUM_ENVS = {"mujoco": 64}
-DEFAULT_GPU_NUM_ENVS = 4096
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's
+ENGINE_PACKAGES = {"mujoco_warp": ("mujoco_warp", 'pip install -e ".[gpu]"'),
+                   "isaacgym": ("isaacgym", "install IsaacGym Preview 4 (see docs/isaacgym.md)")}
 
 
 def check_config(cfg: DictConfig) -> str:
     """Fail fast, with one message, on settings that would only break after start-up.
     Returns the engine name and fills in the env count where it is ``auto``."""
-    from tasks.engines import resolve_engine_name
-
-    try:
-        engine = resolve_engine_name(cfg.sim_engine)
-    except ValueError as err:
-        raise SystemExit(str(err))
-    import importlib.util
-
-    needs = {"mujoco_warp": ("mujoco_warp", 'pip install -e ".[gpu]"'),
-             "isaacgym": ("isaacgym", "install IsaacGym Preview 4 (see docs/isaacgym.md)")}
-    if engine in needs and importlib.util.find_spec(needs[engine][0]) is None:
-        raise SystemExit("sim_engine={} needs the '{}' package: {}".format(engine, *needs[engine]))
-    if cfg.task.env.num_envs == "auto":
-        cfg.task.env.num_envs = DEFAULT_NUM_ENVS.get(engine, DEFAULT_GPU_NUM_ENVS)
-    try:
-        num_envs = int(cfg.task.env.num_envs)
-    except ValueError:
-        raise SystemExit("num_envs must be a whole number, got {!r}".format(cfg.task.env.num_envs))
-    if num_envs <= 0:
-        raise SystemExit("num_envs must be positive, got {}".format(num_envs))
-    from poselib_utils.data_loader import DataFormatError, load_motion, load_skeleton_from_mjcf
-    from poselib_utils.motion_dataset import check_evaluation_envs, resolve_motion_files
-
-    try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
-        motion_paths = resolve_motion_files(cfg.task.env.motion_file, REPO_ROOT)[0]
-    except FileNotFoundError as err:
-        raise SystemExit(str(err))
-    except DataFormatError as err:
-        raise SystemExit("task.env.motion_file: {}".format(err))
-    # A clip that does not fit the character would otherwise fail only when rl_games builds the env.
-    asset = cfg.task.env.asset_file
-    try:
-        skeleton = load_skeleton_from_mjcf(asset if os.path.isabs(asset) else os.path.join(REPO_ROOT, asset))
-    except DataFormatError as err:
-        raise SystemExit("task.env.asset_file: {}".format(err))
-    for full in motion_paths:
-        try:
-            load_motion(full, skeleton)
-        except DataFormatError as err:
-            raise SystemExit("task.env.motion_file: {}".format(err))
-    if cfg.task.env.evaluation:
-        try:
-            check_evaluation_envs(len(motion_paths), num_envs)
-        except ValueError as err:
-            raise SystemExit(str(err))
+    engine = _check_engine(cfg.sim_engine)
+    num_envs = _check_num_envs(cfg, engine)
+    _check_motion(cfg, num_envs)
     if cfg.matmul_precision not in MATMUL_PRECISIONS:
         raise SystemExit("matmul_precision must be one of {}, got {!r}".format(
             ", ".join(MATMUL_PRECISIONS), cfg.matmul_precision))
@@ -99,13 +39,65 @@ def check_config(cfg: DictConfig) -> str:
     return engine
 
 
+def _check_engine(name: str) -> str:
+    from tasks.engines import resolve_engine_name
+
+    try:
+        engine = resolve_engine_name(name)
+    except ValueError as err:
+        raise SystemExit(str(err))
+    if engine in ENGINE_PACKAGES and importlib.util.find_spec(ENGINE_PACKAGES[engine][0]) is None:
+        raise SystemExit("sim_engine={} needs the '{}' package: {}".format(engine, *ENGINE_PACKAGES[engine]))
+    return engine
+
+
+def _check_num_envs(cfg: DictConfig, engine: str) -> int:
+    if cfg.task.env.num_envs == "auto":
+        cfg.task.env.num_envs = default_num_envs(engine)
+    try:
+        num_envs = int(cfg.task.env.num_envs)
+    except ValueError:
+        raise SystemExit("num_envs must be a whole number, got {!r}".format(cfg.task.env.num_envs))
+    if num_envs <= 0:
+        raise SystemExit("num_envs must be positive, got {}".format(num_envs))
+    return num_envs
+
+
+def _check_motion(cfg: DictConfig, num_envs: int) -> None:
+    """The character and every clip load, and the clips fit the character; otherwise they would
+    fail only when rl_games builds the env."""
+    from poselib_utils.data_loader import DataFormatError, load_motion, load_skeleton_from_mjcf
+    from poselib_utils.motion_dataset import check_evaluation_envs, resolve_motion_files
+
+    try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
+        motion_paths = resolve_motion_files(cfg.task.env.motion_file)[0]
+    except FileNotFoundError as err:
+        raise SystemExit(str(err))
+    except DataFormatError as err:
+        raise SystemExit("task.env.motion_file: {}".format(err))
+    try:
+        skeleton = load_skeleton_from_mjcf(repo_path(cfg.task.env.asset_file))
+    except DataFormatError as err:
+        raise SystemExit("task.env.asset_file: {}".format(err))
+    for full in motion_paths:
+        try:
+            load_motion(full, skeleton)
+        except DataFormatError as err:
+            raise SystemExit("task.env.motion_file: {}".format(err))
+    if cfg.task.env.evaluation:
+        try:
+            check_evaluation_envs(len(motion_paths), num_envs)
+        except ValueError as err:
+            raise SystemExit(str(err))
+
+
 def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int, termination: dict) -> None:
     """A checkpoint trained with other observations or actions fails here, naming both sizes; one
     trained under other early-termination settings (``termination``: the task's) gets a warning
     giving the overrides it was trained with, since its episodes would end differently here."""
     import torch
 
-    from tasks.utils.export_checkpoint import training_termination_settings
+    from tasks.rlgames.export_checkpoint import training_termination_settings
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model = state.get("model", {}) if isinstance(state, dict) else {}
@@ -127,24 +119,17 @@ def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int, termi
 
 @hydra.main(version_base="1.3", config_name="config", config_path="./cfg")
 def main(cfg: DictConfig) -> None:
-    if cfg.capture_video:  # EGL or OSMesa, chosen before anything imports mujoco (tasks/utils/gl_backend.py)
-        from tasks.utils.gl_backend import select_gl_backend
+    register_resolvers()
+    if cfg.capture_video:  # EGL or OSMesa, chosen before anything imports mujoco (tasks/display/gl_backend.py)
+        from tasks.display.gl_backend import select_gl_backend
 
         select_gl_backend(verbose=True)
     engine = check_config(cfg)
     if engine == "isaacgym":
         import isaacgym  # noqa: F401  (IsaacGym must be imported before torch)
 
-    import torch
-    from rl_games.common import env_configurations, vecenv
-    from rl_games.torch_runner import Runner
-
-    from tasks.humanoid_deepmimic import REWARD_TERMS, HumanoidDeepMimic, normalized_reward_weights, physics_substeps
-    from tasks.utils import distributed
-    from tasks.utils.checkpointing import StopRequest, register_preemptible_agent
-    from tasks.utils.evaluation import register_evaluation_player
-    from tasks.utils.experiment_logging import MultiObserver, WandbObserver
-    from tasks.utils.rlgames_utils import EpisodeStatsObserver, RLGPUEnv
+    from tasks.humanoid_deepmimic import REWARD_TERMS, normalized_reward_weights, physics_substeps
+    from tasks.rlgames import distributed
 
     try:
         physics_substeps(float(cfg.task.env.sim_freq_hz), float(cfg.task.env.control_freq_hz))
@@ -152,6 +137,30 @@ def main(cfg: DictConfig) -> None:
     except ValueError as err:
         raise SystemExit(str(err))
     ranks = distributed.rank_info(cfg.multi_gpu)
+    sim_device, rl_device = _set_up_process(cfg, engine, ranks)
+    run_name = cfg.experiment or "{}_{}".format(cfg.task_name, datetime.datetime.now().strftime("%d-%H-%M-%S"))
+    run_dir = os.path.join(RUNS_DIR, run_name)
+    tasks_made = _register_task(cfg, engine, run_dir, ranks.is_main, sim_device, rl_device)
+    train_cfg = _train_config(cfg, rl_device, run_name)
+    if cfg.checkpoint:
+        task = tasks_made.get()
+        check_checkpoint_fits(cfg.checkpoint, task.num_obs, task.num_actions, task.termination_settings)
+    if not cfg.test and ranks.is_main:
+        _save_resolved_config(cfg, engine, sim_device, rl_device, ranks.world_size, run_dir)
+    runner = _make_runner(cfg, ranks.is_main, run_dir)
+    runner.load(train_cfg)
+    runner.reset()
+    runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
+    tasks_made.close()  # rl_games never closes its env: windows, video files and engine threads end here
+    distributed.shutdown()
+
+
+def _set_up_process(cfg: DictConfig, engine: str, ranks):
+    """This rank's devices, seed and torch settings; returns (sim_device, rl_device)."""
+    import torch
+
+    from tasks.rlgames import distributed
+
     sim_device, rl_device = distributed.rank_devices(engine, ranks, cfg.multi_gpu, cfg.sim_device, cfg.rl_device,
                                                      torch.cuda.is_available())
     if rl_device.startswith("cuda:"):
@@ -160,50 +169,83 @@ def main(cfg: DictConfig) -> None:
     if cfg.torch_deterministic:
         torch.use_deterministic_algorithms(True)
     torch.set_float32_matmul_precision(cfg.matmul_precision)
-    run_name = cfg.experiment or "{}_{}".format(cfg.task_name, datetime.datetime.now().strftime("%d-%H-%M-%S"))
+    return sim_device, rl_device
+
+
+class _TaskOnce:
+    """The one task of this process, built when rl_games (or the checkpoint check) first asks."""
+
+    def __init__(self, build):
+        self._build = build
+        self._task = None
+
+    def get(self):
+        if self._task is None:
+            self._task = self._build()
+        return self._task
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.close()
+
+
+def _register_task(cfg: DictConfig, engine: str, run_dir: str, is_main: bool, sim_device: str,
+                   rl_device: str) -> _TaskOnce:
+    """Register the task with rl_games as IsaacGymEnvs does (env 'rlgpu', vec-env 'RLGPU')."""
+    from rl_games.common import env_configurations, vecenv
+
+    from tasks.humanoid_deepmimic import HumanoidDeepMimic
+    from tasks.rlgames.vecenv import RLGPUEnv
 
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     task_cfg["sim_engine"] = engine
-    if cfg.capture_video and ranks.is_main:  # clips of env 0 with its reference ghost (tasks/utils/viewer.py)
-        task_cfg["video"] = {"dir": os.path.join(REPO_ROOT, "runs", run_name, "videos"),
-                             "freq": int(cfg.capture_video_freq), "len": int(cfg.capture_video_len),
-                             "tensorboard_dir": None if cfg.test else os.path.join(REPO_ROOT, "runs", run_name,
-                                                                                   "summaries")}
-    cache = {}
-
-    def create_task():
-        if "task" not in cache:
-            cache["task"] = HumanoidDeepMimic(task_cfg, rl_device, sim_device, cfg.graphics_device_id,
-                                              cfg.headless)
-        return cache["task"]
-
-    env_configurations.register("rlgpu", {"vecenv_type": "RLGPU", "env_creator": lambda **kwargs: create_task()})
-    vecenv.register("RLGPU", lambda config_name, num_actors, **kwargs: RLGPUEnv(create_task, config_name,
+    if cfg.capture_video and is_main:  # clips of env 0 with its reference ghost (tasks/display/viewer.py)
+        task_cfg["video"] = {"dir": os.path.join(run_dir, "videos"), "freq": int(cfg.capture_video_freq),
+                             "len": int(cfg.capture_video_len),
+                             "tensorboard_dir": None if cfg.test else os.path.join(run_dir, "summaries")}
+    tasks_made = _TaskOnce(lambda: HumanoidDeepMimic(task_cfg, rl_device, sim_device, cfg.graphics_device_id,
+                                                     cfg.headless))
+    env_configurations.register("rlgpu", {"vecenv_type": "RLGPU", "env_creator": lambda **kwargs: tasks_made.get()})
+    vecenv.register("RLGPU", lambda config_name, num_actors, **kwargs: RLGPUEnv(tasks_made.get, config_name,
                                                                                 num_actors, **kwargs))
+    return tasks_made
+
+
+def _train_config(cfg: DictConfig, rl_device: str, run_name: str) -> dict:
     train_cfg = OmegaConf.to_container(cfg.train, resolve=True)
     params = train_cfg["params"]
     params["config"]["device"] = rl_device
     params["config"]["device_name"] = rl_device
     params["config"]["full_experiment_name"] = run_name
-    params["config"]["train_dir"] = os.path.join(REPO_ROOT, "runs")
+    params["config"]["train_dir"] = RUNS_DIR
     params["config"]["player"] = dict(params["config"].get("player", {}), games_num=int(cfg.num_test_games))
     if cfg.checkpoint:
         params["load_checkpoint"] = True
         params["load_path"] = cfg.checkpoint
-        task = create_task()
-        check_checkpoint_fits(cfg.checkpoint, task.num_obs, task.num_actions, task.termination_settings)
+    return train_cfg
 
-    run_dir = os.path.join(REPO_ROOT, "runs", run_name)
-    if not cfg.test and ranks.is_main:  # rank 0 only; engine and devices as resolved, the rank count
-        os.makedirs(run_dir, exist_ok=True)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        resolved["task"]["sim_engine"] = resolved["sim_engine"] = engine
-        resolved.update(sim_device=sim_device, rl_device=rl_device, world_size=ranks.world_size)
-        with open(os.path.join(run_dir, "config.yaml"), "w") as f:
-            f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+def _save_resolved_config(cfg: DictConfig, engine: str, sim_device: str, rl_device: str, world_size: int,
+                          run_dir: str) -> None:
+    """runs/<run>/config.yaml: the config as run, with the engine and devices as resolved."""
+    os.makedirs(run_dir, exist_ok=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved["task"]["sim_engine"] = resolved["sim_engine"] = engine
+    resolved.update(sim_device=sim_device, rl_device=rl_device, world_size=world_size)
+    with open(os.path.join(run_dir, "config.yaml"), "w") as f:
+        f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+
+def _make_runner(cfg: DictConfig, is_main: bool, run_dir: str):
+    """rl_games' runner with our observers, the preemptible agent and, to play, the evaluation player."""
+    from rl_games.torch_runner import Runner
+
+    from tasks.rlgames.checkpointing import StopRequest, register_preemptible_agent
+    from tasks.rlgames.evaluation import register_evaluation_player
+    from tasks.rlgames.observers import EpisodeStatsObserver, MultiObserver, WandbObserver
 
     observers = [EpisodeStatsObserver()]
-    if cfg.wandb_activate and ranks.is_main and not cfg.test:
+    if cfg.wandb_activate and is_main and not cfg.test:
         observers.append(WandbObserver(cfg.wandb_project, cfg.wandb_entity, cfg.wandb_group,
                                        OmegaConf.to_container(cfg, resolve=True), run_dir))
     runner = Runner(algo_observer=MultiObserver(observers))
@@ -211,12 +253,7 @@ def main(cfg: DictConfig) -> None:
     register_preemptible_agent(runner, stop_request)
     if cfg.test:  # tracking metrics at the end of play
         register_evaluation_player(runner)
-    runner.load(train_cfg)
-    runner.reset()
-    runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
-    if "task" in cache:  # rl_games never closes its env: windows, video files and engine threads end here
-        cache["task"].close()
-    distributed.shutdown()
+    return runner
 
 
 if __name__ == "__main__":

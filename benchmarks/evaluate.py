@@ -4,7 +4,7 @@
         [--motion-file motions/humanoid3d_walk.txt ...] [--num-envs N] [--horizon 20] [--json out.json]
 
 Runs train.py's play path (hydra config, rl_games Runner and player, the task in evaluation
-mode) and prints the per-clip table of tasks/utils/tracking_metrics.py; ``--json`` writes it.
+mode) and prints the per-clip table of tasks/tracking_metrics.py; ``--json`` writes it.
 Clips are assigned to envs round-robin (default: one env per clip). With deterministic actions
 and the CPU engine every env of a clip plays the same episode, so more envs per clip only add
 information with ``--stochastic`` (sampled actions) or a nondeterministic GPU engine. Further
@@ -14,9 +14,7 @@ import argparse
 import os
 import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's packages
 
 
 def quote(value: str) -> str:
@@ -63,8 +61,9 @@ def main(argv=None) -> None:
     from hydra import compose, initialize_config_dir
 
     import train
+    from tasks.config import CONFIG_DIR
 
-    with initialize_config_dir(config_dir=os.path.join(REPO_ROOT, "cfg"), version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=build_overrides(args))
     train.main(cfg)
 

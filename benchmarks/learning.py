@@ -32,9 +32,8 @@ from typing import Dict, List, NamedTuple, Optional
 
 import yaml
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's packages
+from poselib_utils.repository import REPO_ROOT  # noqa: E402
 
 METRICS = ("success_rate", "mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg", "mpjpe_pa_mm",
            "normalized_return")
@@ -180,7 +179,7 @@ def curve(run: Run, start: float, args) -> List[dict]:
 
 
 def write_results(run: Run, rows: List[dict], final_metrics: dict, args) -> str:
-    from tasks.utils.export_checkpoint import export_checkpoint
+    from tasks.rlgames.export_checkpoint import export_checkpoint
 
     with open(os.path.join(args.out, run.name + ".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))

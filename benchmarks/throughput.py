@@ -13,12 +13,12 @@ import time
 
 import torch
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's packages
+from poselib_utils.repository import DEFAULT_MJCF  # noqa: E402
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-import train  # noqa: E402,F401  (registers the config resolvers)
+from tasks.config import CONFIG_DIR, register_resolvers  # noqa: E402
 from tasks.engines import EngineConfig, build_engine, resolve_engine_name  # noqa: E402
 from tasks.humanoid_deepmimic import HumanoidDeepMimic  # noqa: E402
 
@@ -29,7 +29,7 @@ def _sync(device: torch.device) -> None:
 
 
 def time_engine(engine_name: str, num_envs: int, steps: int, device: str) -> float:
-    engine = build_engine(engine_name, EngineConfig(os.path.join(REPO_ROOT, "assets/mjcf/humanoid3d.xml"),
+    engine = build_engine(engine_name, EngineConfig(DEFAULT_MJCF,
                                                     num_envs, 1.0 / 120.0, 4, device=device))
     targets = (torch.rand(num_envs, engine.num_dofs, device=engine.device) - 0.5)
     for _ in range(5):
@@ -50,7 +50,8 @@ def make_task(engine_name: str, num_envs: int, device: str) -> HumanoidDeepMimic
     """The task as train.py builds it, from cfg/ with the given engine and env count."""
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=os.path.join(REPO_ROOT, "cfg"), version_base="1.3"):
+    register_resolvers()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["num_envs={}".format(num_envs), "sim_engine=" + engine_name])
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     return HumanoidDeepMimic(task_cfg, device, device, 0, True)

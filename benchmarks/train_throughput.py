@@ -13,7 +13,8 @@ import subprocess
 import sys
 import uuid
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's packages
+from poselib_utils.repository import REPO_ROOT  # noqa: E402
 FPS_TOTAL = re.compile(r"fps total: (\d+)")
 
 

@@ -290,7 +290,7 @@ def bvh_to_clip(bvh_path: str, map_name: str, out_path: str, mjcf_path: str = DE
                 up: str = "y", loop: bool = False, feet: Sequence[str] = DEFAULT_FEET, ground: bool = True) -> Dict:
     """Retarget ``bvh_path`` and write ``out_path``; returns the per-body error report (metres)."""
     from poselib_utils.retarget import clip_to_qpos
-    from tasks.utils.motion_lib import hinge_joint_names
+    from poselib_utils.retarget import hinge_joint_names
 
     if not fps > 0:
         raise DataFormatError(bvh_path, "--fps", "must be positive, got {}".format(fps))

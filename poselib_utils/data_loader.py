@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from poselib_utils.repository import REPO_ROOT
+
 JOINT_PARAM_WIDTH = {"none": 7, "spherical": 4, "revolute": 1, "fixed": 0}
 BODY_SHAPES = ("sphere", "capsule", "box")
 LOOP_MODES = {"wrap": True, "none": False}
@@ -430,8 +432,7 @@ def load_fall_contact_bodies(path: str) -> List[str]:
 def find_data_file(path: str, search_dirs: Optional[Sequence[str]] = None) -> str:
     """Resolve ``path`` as given, or relative to the repository root."""
     candidates = [path]
-    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidates += [os.path.join(d, path) for d in (search_dirs or [repo_root])]
+    candidates += [os.path.join(d, path) for d in (search_dirs or [REPO_ROOT])]
     for candidate in candidates:
         if os.path.isfile(candidate):
             return os.path.abspath(candidate)

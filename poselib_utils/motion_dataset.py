@@ -19,8 +19,7 @@ import os
 from typing import List, Sequence, Tuple, Union
 
 from poselib_utils.data_loader import DataFormatError
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from poselib_utils.repository import REPO_ROOT
 
 
 def _load_structured(path: str):

@@ -40,10 +40,9 @@ from scipy.spatial.transform import Rotation
 from poselib_utils.data_loader import (DataFormatError, MotionClip, Skeleton, find_data_file, load_motion,
                                        load_skeleton_from_mjcf)
 from poselib_utils.mjcf_converter import REVOLUTE_AXIS, Y_UP_TO_Z_UP
+from poselib_utils.repository import DEFAULT_MJCF
 from poselib_utils.retarget import clip_root_pose, rotation_to_wxyz, wxyz_to_rotation
 
-DEFAULT_MJCF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "mjcf",
-                            "humanoid3d.xml")
 NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
 

@@ -7,6 +7,7 @@ finite-difference velocities never see a 2 pi jump.
 """
 from typing import Dict, List, Sequence, Tuple
 
+import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -95,3 +96,16 @@ def clip_to_qpos(clip: MotionClip, skeleton: Skeleton, hinge_order: Sequence[str
             clip.path, sorted(angles), list(hinge_order)))
     pos, quat = clip_root_pose(clip)
     return np.concatenate([pos, quat, np.stack([angles[n] for n in hinge_order], axis=1)], axis=1)
+
+
+def hinge_joint_names(model: mujoco.MjModel) -> List[str]:
+    """The model's hinge joints in MJCF order: the qpos columns after the root's 7."""
+    return [model.joint(j).name for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE]
+
+
+def cycle_root_shift(qpos: np.ndarray) -> np.ndarray:
+    """How far a looping clip's root moves per cycle, horizontally (DeepMimic's cycle offset):
+    the next cycle's frames are this clip's ``qpos`` [F, 7 + hinges] shifted by it."""
+    shift = qpos[-1, 0:3] - qpos[0, 0:3]
+    shift[2] = 0.0
+    return shift

@@ -7,7 +7,6 @@ imitation reward (SceneImitate.cpp). Per-step math lives in the TorchScript kern
 bottom; everything runs batched on the engine's device.
 """
 import math
-import os
 from typing import Dict, Tuple
 
 import torch
@@ -15,16 +14,18 @@ import torch
 from poselib_utils.data_loader import load_fall_contact_bodies, load_skeleton_from_mjcf
 from poselib_utils.mjcf_converter import hinge_names
 from poselib_utils.motion_dataset import resolve_motion_files
+from poselib_utils.repository import REPO_ROOT, repo_path
 from tasks.base.vec_task import VecTask
-from tasks.engines import EngineConfig, build_engine
-from tasks.utils.motion_lib import MotionLib
-from tasks.utils.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
+from tasks.body_state import POS, ROT, body_ang_vel, body_lin_vel, body_pos, body_rot, body_vel
+from tasks.engines import EngineConfig, EngineWindow, build_engine
+from tasks.reference.motion_lib import MotionLib
+from tasks.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
                                    quat_to_tan_norm)
-from tasks.utils.tracking_metrics import make_tracking_metrics
-from tasks.utils.viewer import make_watcher
+from tasks.tracking_metrics import make_tracking_metrics
+from tasks.display.viewer import make_watcher
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REWARD_TERMS = ("pose", "vel", "end_eff", "root", "com", "body_pos")
+ROOT_ERROR_COEFFS = ("root_pos_coeff", "root_rot_coeff", "root_vel_coeff", "root_ang_vel_coeff")
 
 
 def normalized_reward_weights(weights: Dict[str, float]) -> torch.Tensor:
@@ -35,11 +36,6 @@ def normalized_reward_weights(weights: Dict[str, float]) -> torch.Tensor:
         raise ValueError("task.reward: the term weights ({}) must be non-negative with a positive sum, got {}".format(
             ", ".join(t + "_w" for t in weights), weights))
     return torch.tensor([weights[t] / total for t in REWARD_TERMS])
-
-
-def resolve_path(path: str) -> str:
-    """Paths in cfg are relative to the repository root unless absolute."""
-    return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
 
 
 def physics_substeps(sim_freq: float, control_freq: float) -> int:
@@ -73,20 +69,20 @@ class HumanoidDeepMimic(VecTask):
         reward = cfg["reward"]
         self.reward_weights = normalized_reward_weights({t: float(reward[t + "_w"]) for t in REWARD_TERMS})
         self.reward_scales = torch.tensor([float(reward[t + "_scale"]) for t in REWARD_TERMS])
-        self.root_err_coeffs = torch.tensor([float(v) for v in reward["root_err_coeffs"]])
+        self.root_err_coeffs = {k: float(reward[k]) for k in ROOT_ERROR_COEFFS}
         self.com_vel_coeff = float(reward["com_vel_coeff"])
         super().__init__(cfg, rl_device, sim_device, graphics_device_id, headless, virtual_screen_capture,
                          force_render)
         self._allocate_episode_stats()
-        # env 0 and its reference ghost in MuJoCo's viewer and/or mp4 clips (tasks/utils/viewer.py);
+        # env 0 and its reference ghost in MuJoCo's viewer and/or mp4 clips (tasks/display/viewer.py);
         # IsaacGym keeps its own viewer
-        self.watcher = make_watcher(self, resolve_path(cfg["env"]["asset_file"]),
+        self.watcher = make_watcher(self, repo_path(cfg["env"]["asset_file"]),
                                     headless or cfg["sim_engine"] == "isaacgym", cfg.get("video"))
         self.tracking_metrics = make_tracking_metrics(self) if self.evaluation else None
 
     def create_sim(self) -> None:
         env = self.cfg["env"]
-        asset = resolve_path(env["asset_file"])
+        asset = repo_path(env["asset_file"])
         # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
         motion_files, motion_weights = resolve_motion_files(env["motion_file"], REPO_ROOT)
         skeleton = load_skeleton_from_mjcf(asset)
@@ -99,7 +95,7 @@ class HumanoidDeepMimic(VecTask):
         if self.motion_lib.body_names != self.engine.body_names or self.motion_lib.dof_names != self.engine.dof_names:
             raise ValueError("{}: engine and motion library disagree on bodies or DOFs".format(asset))
         self._build_character_tables(skeleton, env)
-        for name in ("reward_weights", "reward_scales", "root_err_coeffs"):
+        for name in ("reward_weights", "reward_scales"):
             setattr(self, name, getattr(self, name).to(device))
 
         n = self.num_envs
@@ -223,12 +219,12 @@ class HumanoidDeepMimic(VecTask):
             ref_root_ang_vel=ref.root_ang_vel, ref_dof_vel=ref.dof_vel, ref_com_vel=ref.com_vel,
             body_parents=self.body_parents, body_weights=self.body_weights, dof_weights=self.dof_weights,
             end_effector_mask=self.end_effector_mask, term_weights=self.reward_weights,
-            term_scales=self.reward_scales, root_err_coeffs=self.root_err_coeffs, com_vel_coeff=self.com_vel_coeff)
+            term_scales=self.reward_scales, com_vel_coeff=self.com_vel_coeff, **self.root_err_coeffs)
 
         clip_ended = (~self.motion_lib.loops[self.motion_ids]) & (
             self.motion_times >= self.motion_lib.durations[self.motion_ids])
         reset, terminated, timed_out = compute_deepmimic_reset(
-            body_pos=body_state[..., 0:3], ref_body_pos=ref.body_pos, contact_forces=self.engine.contact_forces(),
+            body_pos=body_state[..., POS], ref_body_pos=ref.body_pos, contact_forces=self.engine.contact_forces(),
             progress=self.progress_buf, fall_contact_mask=self.fall_contact_mask, sim_failed=failed,
             clip_ended=clip_ended, enable_early_termination=self.enable_early_termination,
             termination_distance=self.termination_distance, contact_force_threshold=self.contact_force_threshold,
@@ -238,24 +234,24 @@ class HumanoidDeepMimic(VecTask):
         self.timeout_buf[:] = timed_out.long()
 
         if self.tracking_metrics is not None:
-            self.tracking_metrics.update(body_state[..., 0:3], body_state[..., 3:7], self.motion_ids,
+            self.tracking_metrics.update(body_state[..., POS], body_state[..., ROT], self.motion_ids,
                                          self.motion_times, self.rew_buf, reset, terminated | failed)
         self._record_episode_stats(terms, reset, failed, terminated)
         self._reset_envs(reset)
         self.obs_buf[:] = self.compute_observations()
-        if self.engine.has_viewer:
-            self._update_engine_viewer()
+        if isinstance(self.engine, EngineWindow) and self.engine.window_open:
+            self._update_engine_window(self.engine)
         if self.watcher is not None:
             self.watcher.after_step()
 
-    def _update_engine_viewer(self) -> None:
+    def _update_engine_window(self, window: EngineWindow) -> None:
         """An engine's own window (IsaacGym): Backspace there resets env 0; env 0's reference is
         shown as a ghost. Only with a window open, so the host copy costs nothing in training."""
-        if self.engine.take_reset_request():
+        if window.take_reset_request():
             self.reset_idx(torch.zeros(1, dtype=torch.long, device=self.device))
             self.obs_buf[:] = self.compute_observations()
         ref = self.motion_lib.get_state(self.motion_ids[0:1], self.motion_times[0:1])
-        self.engine.show_reference(ref.body_pos[0])
+        window.show_reference(ref.body_pos[0])
 
     def close(self) -> None:
         if self.watcher is not None:
@@ -293,13 +289,13 @@ def compute_deepmimic_observations(body_state: torch.Tensor, ref_body_pos: torch
     and its rotation (6)."""
     n = body_state.shape[0]
     num_bodies = body_state.shape[1]
-    root_pos = body_state[:, 0, 0:3]
-    heading_inv = heading_quat_inv(body_state[:, 0, 3:7])
+    root_pos = body_pos(body_state[:, 0])
+    heading_inv = heading_quat_inv(body_rot(body_state[:, 0]))
     h_bodies = heading_inv.unsqueeze(1).expand(n, num_bodies, 4)
-    local_pos = quat_rotate(h_bodies, body_state[:, :, 0:3] - root_pos.unsqueeze(1))[:, 1:]
-    local_rot = quat_to_tan_norm(quat_mul(h_bodies, body_state[:, :, 3:7]))
-    lin_vel = quat_rotate(h_bodies, body_state[:, :, 7:10])
-    ang_vel = quat_rotate(h_bodies, body_state[:, :, 10:13])
+    local_pos = quat_rotate(h_bodies, body_pos(body_state) - root_pos.unsqueeze(1))[:, 1:]
+    local_rot = quat_to_tan_norm(quat_mul(h_bodies, body_rot(body_state)))
+    lin_vel = quat_rotate(h_bodies, body_lin_vel(body_state))
+    ang_vel = quat_rotate(h_bodies, body_ang_vel(body_state))
 
     k = ref_body_pos.shape[1]
     h_ref = heading_inv.view(n, 1, 1, 4).expand(n, k, num_bodies, 4)
@@ -311,11 +307,11 @@ def compute_deepmimic_observations(body_state: torch.Tensor, ref_body_pos: torch
 
 
 @torch.jit.script
-def end_effector_offsets(body_pos: torch.Tensor, root_pos: torch.Tensor, root_rot: torch.Tensor) -> torch.Tensor:
-    """DeepMimic's end-effector features: horizontal offset from the root and height above the
-    ground (z = 0), rotated into the character's heading frame. [N, B, 3]"""
-    offset = body_pos - root_pos.unsqueeze(1)
-    offset = torch.cat([offset[..., 0:2], body_pos[..., 2:3]], dim=-1)
+def end_effector_offsets(pos: torch.Tensor, root_pos: torch.Tensor, root_rot: torch.Tensor) -> torch.Tensor:
+    """DeepMimic's end-effector features of body positions ``pos`` [N, B, 3]: horizontal offset
+    from the root and height above the ground (z = 0), rotated into the heading frame. [N, B, 3]"""
+    offset = pos - root_pos.unsqueeze(1)
+    offset = torch.cat([offset[..., 0:2], pos[..., 2:3]], dim=-1)
     heading_inv = heading_quat_inv(root_rot).unsqueeze(1).expand(offset.shape[0], offset.shape[1], 4)
     return quat_rotate(heading_inv, offset)
 
@@ -335,37 +331,38 @@ def compute_deepmimic_reward(body_state: torch.Tensor, dof_vel: torch.Tensor, co
                              ref_root_ang_vel: torch.Tensor, ref_dof_vel: torch.Tensor, ref_com_vel: torch.Tensor,
                              body_parents: torch.Tensor, body_weights: torch.Tensor, dof_weights: torch.Tensor,
                              end_effector_mask: torch.Tensor, term_weights: torch.Tensor, term_scales: torch.Tensor,
-                             root_err_coeffs: torch.Tensor, com_vel_coeff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+                             com_vel_coeff: float, root_pos_coeff: float, root_rot_coeff: float,
+                             root_vel_coeff: float, root_ang_vel_coeff: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """DeepMimic's imitation reward (SceneImitate::CalcRewardImitate): a weighted sum of
     exp(-scale * err) for pose, velocity, end-effector, root and centre-of-mass errors, plus a
     global body-position term (mean squared world-position error over bodies, as in PHC; weight 0
     in DeepMimic's reward). Returns the reward [N] and the six terms before weighting [N, 6]."""
-    body_pos = body_state[..., 0:3]
-    body_rot = body_state[..., 3:7]
-    root_pos = body_pos[:, 0]
-    root_rot = body_rot[:, 0]
+    pos = body_pos(body_state)
+    rot = body_rot(body_state)
+    root_pos = pos[:, 0]
+    root_rot = rot[:, 0]
     ref_root_pos = ref_body_pos[:, 0]
     ref_root_rot = ref_body_rot[:, 0]
 
-    joint_angle = quat_diff_angle(local_rotations(body_rot, body_parents), local_rotations(ref_body_rot, body_parents))
+    joint_angle = quat_diff_angle(local_rotations(rot, body_parents), local_rotations(ref_body_rot, body_parents))
     pose_err = (body_weights * joint_angle * joint_angle).sum(dim=-1)
 
-    root_ang_vel_diff = body_state[:, 0, 10:13] - ref_root_ang_vel
+    root_ang_vel_diff = body_ang_vel(body_state[:, 0]) - ref_root_ang_vel
     vel_err = body_weights[0] * (root_ang_vel_diff * root_ang_vel_diff).sum(dim=-1) \
         + (dof_weights * (dof_vel - ref_dof_vel) ** 2).sum(dim=-1)
 
-    ee_diff = end_effector_offsets(body_pos, root_pos, root_rot) \
+    ee_diff = end_effector_offsets(pos, root_pos, root_rot) \
         - end_effector_offsets(ref_body_pos, ref_root_pos, ref_root_rot)
     end_eff_err = ((ee_diff * ee_diff).sum(dim=-1) * end_effector_mask.float()).sum(dim=-1)
 
     root_angle = quat_diff_angle(root_rot, ref_root_rot)
-    root_err = root_err_coeffs[0] * ((root_pos - ref_root_pos) ** 2).sum(dim=-1) \
-        + root_err_coeffs[1] * root_angle * root_angle \
-        + root_err_coeffs[2] * ((body_state[:, 0, 7:10] - ref_root_vel) ** 2).sum(dim=-1) \
-        + root_err_coeffs[3] * (root_ang_vel_diff * root_ang_vel_diff).sum(dim=-1)
+    root_err = root_pos_coeff * ((root_pos - ref_root_pos) ** 2).sum(dim=-1) \
+        + root_rot_coeff * root_angle * root_angle \
+        + root_vel_coeff * ((body_lin_vel(body_state[:, 0]) - ref_root_vel) ** 2).sum(dim=-1) \
+        + root_ang_vel_coeff * (root_ang_vel_diff * root_ang_vel_diff).sum(dim=-1)
     com_err = com_vel_coeff * ((com_vel - ref_com_vel) ** 2).sum(dim=-1)
 
-    body_pos_err = ((body_pos - ref_body_pos) ** 2).sum(dim=-1).mean(dim=-1)
+    body_pos_err = ((pos - ref_body_pos) ** 2).sum(dim=-1).mean(dim=-1)
 
     errors = torch.stack([pose_err, vel_err, end_eff_err, root_err, com_err, body_pos_err], dim=-1)
     terms = torch.exp(-term_scales * errors)
@@ -376,8 +373,8 @@ def compute_deepmimic_reward(body_state: torch.Tensor, dof_vel: torch.Tensor, co
 def detect_sim_failures(body_state: torch.Tensor, dof_state: torch.Tensor) -> torch.Tensor:
     """Envs whose physics blew up: non-finite values, or speeds and distances no character reaches."""
     finite = torch.isfinite(body_state).all(dim=-1).all(dim=-1) & torch.isfinite(dof_state).all(dim=-1).all(dim=-1)
-    sane = (body_state[..., 0:3].abs() < 1.0e4).all(dim=-1).all(dim=-1) \
-        & (body_state[..., 7:13].abs() < 1.0e3).all(dim=-1).all(dim=-1) \
+    sane = (body_pos(body_state).abs() < 1.0e4).all(dim=-1).all(dim=-1) \
+        & (body_vel(body_state).abs() < 1.0e3).all(dim=-1).all(dim=-1) \
         & (dof_state[..., 1].abs() < 1.0e3).all(dim=-1)
     return ~(finite & sane)
 

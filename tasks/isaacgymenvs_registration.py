@@ -22,19 +22,9 @@ import runpy
 import sys
 from typing import List, Optional
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_DIR = os.path.join(REPO_ROOT, "cfg")
+from tasks.config import CONFIG_DIR, DEFAULT_GPU_NUM_ENVS, register_resolvers
+
 TASK_NAME = "HumanoidDeepMimic"
-DEFAULT_NUM_ENVS = 4096
-
-
-def _register_resolvers() -> None:
-    """The resolvers our yaml uses that IsaacGymEnvs does not register (it has if, resolve_default)."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("minibatch"):
-        OmegaConf.register_new_resolver("minibatch", lambda num_envs, horizon, num_minibatches: max(
-            1, int(num_envs) * int(horizon) // int(num_minibatches)))
 
 
 def register_with_isaacgymenvs() -> str:
@@ -43,12 +33,10 @@ def register_with_isaacgymenvs() -> str:
     import isaacgym  # noqa: F401  (before torch, which the task imports)
     import isaacgymenvs.tasks
 
-    if REPO_ROOT not in sys.path:
-        sys.path.insert(0, REPO_ROOT)
     from tasks.humanoid_deepmimic import HumanoidDeepMimic
 
     isaacgymenvs.tasks.isaacgym_task_map[TASK_NAME] = HumanoidDeepMimic
-    _register_resolvers()
+    register_resolvers()
     return "file://" + CONFIG_DIR
 
 
@@ -61,7 +49,7 @@ def isaacgymenvs_overrides(argv: List[str], search_path: str) -> List[str]:
     if "sim_engine" not in keys:
         extra.append("+sim_engine=isaacgym")
     if "num_envs" not in keys and "task.env.num_envs" not in keys:
-        extra.append("num_envs={}".format(DEFAULT_NUM_ENVS))
+        extra.append("num_envs={}".format(DEFAULT_GPU_NUM_ENVS))
     if "task.env.numEnvs" not in keys:
         extra.append("+task.env.numEnvs=${task.env.num_envs}")
     return extra

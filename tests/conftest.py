@@ -4,8 +4,12 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
+if REPO_ROOT not in sys.path:  # the checkout's packages, whatever directory pytest runs from
     sys.path.insert(0, REPO_ROOT)
+
+from tasks.config import register_resolvers  # noqa: E402
+
+register_resolvers()  # what train.main does first, for the tests that compose cfg/ themselves
 
 # DeepMimic's character and controller files (MIT), shipped unchanged as test data: the facts the
 # loader, the MJCF converter and the retargeter are checked against (tests/data/deepmimic/README.md).

@@ -3,8 +3,8 @@ import os
 import re
 import subprocess
 import sys
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(script, *args):

@@ -25,7 +25,7 @@ from poselib_utils.bvh_import import bvh_to_clip
 from poselib_utils.data_loader import DataFormatError, load_motion
 from poselib_utils.poselib_interop import Character
 from poselib_utils.retarget import clip_to_qpos
-from tasks.utils.motion_lib import hinge_joint_names
+from poselib_utils.retarget import hinge_joint_names
 from third_party_data import BVH_DIR, present  # tests/ is on sys.path under pytest
 
 FPS = 30.0

@@ -15,11 +15,11 @@ import pytest
 import torch
 import yaml
 
-from tasks.utils import checkpointing
-from tasks.utils.checkpointing import atomic_save
-from tasks.utils.distributed import RankInfo, rank_devices
+from tasks.rlgames import checkpointing
+from tasks.rlgames.checkpointing import atomic_save
+from tasks.rlgames.distributed import RankInfo, rank_devices
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HORIZON = 32  # cfg/train/HumanoidDeepMimicPPO.yaml horizon_length
 
 
@@ -64,7 +64,7 @@ def test_kill_mid_write_keeps_previous_checkpoint(tmp_path):
     child = textwrap.dedent("""
         import os, signal, sys, torch
         sys.path.insert(0, {root!r})
-        from tasks.utils.checkpointing import atomic_save
+        from tasks.rlgames.checkpointing import atomic_save
         def killed_mid_write(obj, f):
             f.write(b"\\x80\\x02partial"); f.flush(); os.kill(os.getpid(), signal.SIGKILL)
         torch.save = killed_mid_write

@@ -4,10 +4,10 @@ import os
 import pytest
 import torch
 
-from tasks.utils.cuda_graph import GraphedFunction
-from tasks.utils.motion_lib import MotionLib
+from tasks.reference.cuda_graph import GraphedFunction
+from tasks.reference.motion_lib import MotionLib
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

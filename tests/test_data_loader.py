@@ -15,8 +15,8 @@ import pytest
 
 from poselib_utils.data_loader import (DataFormatError, PDGains, load_character, load_controller,
                                        load_motion, load_skeleton_from_mjcf)
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP_PATHS = sorted(glob.glob(os.path.join(REPO_ROOT, "motions", "humanoid3d_*.txt")))
 WALK = os.path.join(REPO_ROOT, "motions", "humanoid3d_walk.txt")
 

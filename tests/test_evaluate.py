@@ -11,9 +11,9 @@ from hydra import compose, initialize_config_dir
 
 import train
 from benchmarks import evaluate
-from tasks.utils.tracking_metrics import METRIC_KEYS
+from tasks.tracking_metrics import METRIC_KEYS
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")

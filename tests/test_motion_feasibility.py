@@ -10,10 +10,10 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from poselib_utils.data_loader import load_motion
-from poselib_utils.motion_feasibility import FeasibilityCheck, main
+from tools.motion_feasibility import FeasibilityCheck, main
 from poselib_utils.retarget import clip_to_qpos
+from poselib_utils.repository import REPO_ROOT as REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOTIONS = os.path.join(REPO, "motions")
 G = 9.81
 

@@ -1,4 +1,4 @@
-"""tasks.utils.motion_lib.MotionLib (cpu) against the clips' own numbers.
+"""tasks.reference.motion_lib.MotionLib (cpu) against the clips' own numbers.
 
 Expected values come from the raw clip JSON (root position mapped Y-up -> Z-up as
 (x, y, z) -> (x, -z, y), root rotation conjugated by +90 deg about x, with scipy), from
@@ -16,9 +16,9 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from poselib_utils.data_loader import load_motion, load_skeleton_from_mjcf
 from poselib_utils.retarget import clip_to_qpos
-from tasks.utils.motion_lib import MotionLib
+from tasks.reference.motion_lib import MotionLib
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
 WALK = os.path.join(REPO_ROOT, "motions", "humanoid3d_walk.txt")  # Loop: wrap
 KICK = os.path.join(REPO_ROOT, "motions", "humanoid3d_kick.txt")  # Loop: none

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from scipy.spatial.transform import Rotation
 
-import train  # noqa: F401  (registers the config resolvers)
+import train
 from poselib_utils.bvh import load_bvh, write_bvh
 from poselib_utils.bvh_import import bvh_to_clip
 from poselib_utils.data_loader import DataFormatError, load_motion
@@ -24,9 +24,9 @@ from poselib_utils.poselib_interop import (Character, clip_local_rotations, clip
                                            poselib_to_frames, save_poselib_npy)
 from poselib_utils.retarget import clip_to_qpos
 from tasks.humanoid_deepmimic import HumanoidDeepMimic
-from tasks.utils.motion_lib import hinge_joint_names
+from poselib_utils.retarget import hinge_joint_names
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WALK = os.path.join(REPO_ROOT, "motions", "humanoid3d_walk.txt")
 KICK = os.path.join(REPO_ROOT, "motions", "humanoid3d_kick.txt")
 Y_TO_Z = Rotation.from_euler("x", 90, degrees=True)
@@ -325,7 +325,7 @@ def test_dataset_task_samples_clips_by_weight_and_steps(tmp_path):
         ids = task.motion_ids.clone()
         assert set(ids.tolist()) == {0, 1}  # envs play different clips at once
         # each env's reference is its own clip's: compare with single-clip libraries
-        from tasks.utils.motion_lib import MotionLib
+        from tasks.reference.motion_lib import MotionLib
 
         times = task.motion_times.clone()
         state = lib.get_state(ids, times)

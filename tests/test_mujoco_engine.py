@@ -19,9 +19,9 @@ import torch
 
 from tasks.engines.engine import EngineConfig
 from tasks.engines.mujoco_engine import MujocoEngine
-from tasks.utils.motion_lib import MotionLib
+from tasks.reference.motion_lib import MotionLib
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
 WALK = os.path.join(REPO_ROOT, "motions", "humanoid3d_walk.txt")
 SIM_DT = 1.0 / 120.0
@@ -230,7 +230,7 @@ def test_contact_forces(lib, airborne_state):
         support.append(engine.contact_forces()[0, :, 2].sum().item())
         dof = engine.dof_state()[0:1]
         engine.set_state(torch.tensor([0]), root_pos, root_rot, zeros, zeros, dof[..., 0].clone(), dof[..., 1].clone())
-    weight = float(engine.body_masses.sum()) * 9.81
+    weight = float(engine.model.body_mass.sum()) * 9.81  # MuJoCo's compiled masses
     assert np.mean(np.array(support) > 0.0) > 0.8
     assert 0.3 * weight < np.mean(support) < 3.0 * weight
 

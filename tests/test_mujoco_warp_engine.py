@@ -12,9 +12,10 @@ mjw = pytest.importorskip("mujoco_warp")
 
 from tasks.engines import ENGINES, build_engine, resolve_engine_name  # noqa: E402
 from tasks.engines.engine import EngineConfig  # noqa: E402
-from tasks.engines.mujoco_engine import FLOOR_NAME, MujocoEngine, build_scene_xml  # noqa: E402
+from tasks.engines.mujoco_engine import MujocoEngine  # noqa: E402
+from tasks.engines.mujoco_scene import FLOOR_NAME, build_scene_xml  # noqa: E402
 from tasks.engines.mujoco_warp_engine import MujocoWarpEngine  # noqa: E402
-from tasks.utils.rotations import quat_diff_angle, quat_from_axis_angle, quat_rotate_inverse  # noqa: E402
+from tasks.rotations import quat_diff_angle, quat_from_axis_angle, quat_rotate_inverse  # noqa: E402
 
 DEVICE = "cuda:0" if torch.cuda.is_available() else "cpu"
 NUM_ENVS = 4

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = ["humanoid3d_walk", "humanoid3d_run", "humanoid3d_jump", "humanoid3d_backflip", "humanoid3d_spinkick",
            "humanoid3d_cartwheel"]
 SKILLS = sorted(name[:-5] for name in os.listdir(os.path.join(REPO_ROOT, "cfg", "skill")))
@@ -20,8 +20,6 @@ SKILLS = sorted(name[:-5] for name in os.listdir(os.path.join(REPO_ROOT, "cfg", 
 
 def test_each_skill_config_selects_its_clip():
     from hydra import compose, initialize_config_dir
-
-    import train  # noqa: F401  (registers the config resolvers)
 
     assert {"humanoid3d_" + skill for skill in SKILLS} >= set(SHIPPED)
     for skill in SKILLS:

@@ -1,4 +1,4 @@
-"""Exact resume (tasks/utils/resume_state.py): with a fixed seed, training K+1 epochs in one run
+"""Exact resume (tasks/rlgames/resume_state.py): with a fixed seed, training K+1 epochs in one run
 gives the same network, optimizer and env state as training K epochs, stopping with a
 checkpoint, and resuming for one epoch; a resume that drops the saved env/RNG state does not.
 Runs train.py's main in-process (8 envs, 8-step horizon, a small network) to stay fast."""
@@ -12,8 +12,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import train
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 2
 SMALL = ["task=HumanoidDeepMimic", "headless=True", "sim_engine=mujoco", "num_envs=8", "seed=7",
          "task.env.num_threads=2", "train.params.config.horizon_length=8", "train.params.config.mini_epochs=2",

@@ -20,8 +20,8 @@ from scipy.spatial.transform import Rotation
 
 from poselib_utils.data_loader import load_character, load_motion
 from poselib_utils.retarget import clip_to_qpos
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP_PATHS = sorted(glob.glob(os.path.join(REPO_ROOT, "motions", "humanoid3d_*.txt")))
 CLIP_IDS = [os.path.basename(p)[len("humanoid3d_"):-len(".txt")] for p in CLIP_PATHS]
 R_Y_UP_TO_Z_UP = Rotation.from_euler("x", 90, degrees=True)

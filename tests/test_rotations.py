@@ -1,11 +1,11 @@
-"""tasks.utils.rotations (wxyz quaternions, TorchScript) against scipy.spatial.transform.Rotation
+"""tasks.rotations (wxyz quaternions, TorchScript) against scipy.spatial.transform.Rotation
 (xyzw) on random inputs. Every expected value is computed with scipy or numpy only."""
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation, Slerp
 
-from tasks.utils.rotations import (heading_angle, heading_quat_inv, quat_angle, quat_conjugate, quat_diff_angle,
+from tasks.rotations import (heading_angle, heading_quat_inv, quat_angle, quat_conjugate, quat_diff_angle,
                                    quat_from_axis_angle, quat_mul, quat_rotate, quat_rotate_inverse, quat_slerp,
                                    quat_to_rotvec, quat_to_tan_norm)
 
@@ -164,3 +164,18 @@ def test_quat_to_tan_norm(rots):
     np.testing.assert_allclose(out[:, 0:3], a.apply([1.0, 0.0, 0.0]), atol=ATOL)
     np.testing.assert_allclose(out[:, 3:6], a.apply([0.0, 0.0, 1.0]), atol=ATOL)
     np.testing.assert_allclose(quat_to_tan_norm(-wxyz(a)).numpy(), out, atol=ATOL)
+
+
+def test_body_state_accessors_read_the_named_columns():
+    """The TorchScript accessors and the slices name the same columns, which tile the 13-wide row."""
+    from tasks.body_state import (ANG_VEL, BODY_STATE_WIDTH, LIN_VEL, POS, ROT, body_ang_vel, body_lin_vel, body_pos,
+                                  body_rot, body_vel)
+
+    parts = (POS, ROT, LIN_VEL, ANG_VEL)
+    assert [p.start for p in parts] == [0] + [p.stop for p in parts[:-1]] and BODY_STATE_WIDTH == 13
+    assert [p.stop - p.start for p in parts] == [3, 4, 3, 3]
+    state = torch.randn(2, 5, BODY_STATE_WIDTH)
+    for accessor, part in ((body_pos, POS), (body_rot, ROT), (body_lin_vel, LIN_VEL), (body_ang_vel, ANG_VEL)):
+        assert torch.equal(accessor(state), state[..., part])
+        assert torch.equal(torch.jit.script(accessor)(state), state[..., part])
+    assert torch.equal(body_vel(state), torch.cat([state[..., LIN_VEL], state[..., ANG_VEL]], dim=-1))

@@ -14,12 +14,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from scipy.spatial.transform import Rotation
 
-import train  # registers the config resolvers
+import train
 from poselib_utils.data_loader import DataFormatError
 from tasks.humanoid_deepmimic import (HumanoidDeepMimic, compute_deepmimic_observations, compute_deepmimic_reset,
                                       compute_deepmimic_reward)
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG_DIR = os.path.join(REPO_ROOT, "cfg")
 MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
 NUM_ENVS = 8
@@ -88,8 +88,8 @@ def reward(task, ref, body_state, dof_vel, com_vel):
         ref_body_rot=ref.body_rot, ref_root_vel=ref.root_vel, ref_root_ang_vel=ref.root_ang_vel,
         ref_dof_vel=ref.dof_vel, ref_com_vel=ref.com_vel, body_parents=task.body_parents,
         body_weights=task.body_weights, dof_weights=task.dof_weights, end_effector_mask=task.end_effector_mask,
-        term_weights=task.reward_weights, term_scales=task.reward_scales, root_err_coeffs=task.root_err_coeffs,
-        com_vel_coeff=task.com_vel_coeff)
+        term_weights=task.reward_weights, term_scales=task.reward_scales, com_vel_coeff=task.com_vel_coeff,
+        **task.root_err_coeffs)
 
 
 def rotate_world_z(quat_wxyz, angle):
@@ -168,7 +168,7 @@ def test_each_perturbation_against_the_formula_by_hand(task, task_with_body_pos,
     w["body_pos"] = body_pos_w
     w = {t: v / sum(w.values()) for t, v in w.items()}
     s = {t: reward_cfg[t + "_scale"] for t in TERMS}
-    c_pos = reward_cfg["root_err_coeffs"][0]
+    c_pos = reward_cfg["root_pos_coeff"]
     c_com = reward_cfg["com_vel_coeff"]
     mags = [0.0, 0.3, 0.7]
     for kind in TERMS:
@@ -230,7 +230,7 @@ def test_reward_matches_deepmimic_formula_by_hand(task, reward_cfg, diff_weights
     """Perturbations that touch several terms at once; the errors computed here from DeepMimic's definitions."""
     w = {t: reward_cfg[t + "_w"] for t in TERMS}
     s = {t: reward_cfg[t + "_scale"] for t in TERMS}
-    c_pos = reward_cfg["root_err_coeffs"][0]
+    c_pos = reward_cfg["root_pos_coeff"]
     # lifting the whole character by h: the end effectors' heights above the ground (not above
     # the root) are compared, so all four end effectors are off by h, and so is the root
     ref, body_state, dof_vel, com_vel, _ = perturbed(task, "root", [0.0, 0.0])
@@ -242,12 +242,12 @@ def test_reward_matches_deepmimic_formula_by_hand(task, reward_cfg, diff_weights
                 + w["root"] * np.exp(-s["root"] * c_pos * h ** 2))
     np.testing.assert_allclose(rew.numpy(), expected, atol=2e-6)
     # root spinning faster than the reference by 2 rad/s: velocity error w_root * 4, root error
-    # root_err_coeffs[3] * 4 (DeepMimic counts the root's angular velocity in both)
+    # root_ang_vel_coeff * 4 (DeepMimic counts the root's angular velocity in both)
     ref, body_state, dof_vel, com_vel, _ = perturbed(task, "root", [0.0])
     body_state[:, 0, 12] += 2.0
     rew, _ = reward(task, ref, body_state, dof_vel, com_vel)
     expected = (1.0 - w["vel"] - w["root"] + w["vel"] * np.exp(-s["vel"] * diff_weights["root"] * 4.0)
-                + w["root"] * np.exp(-s["root"] * reward_cfg["root_err_coeffs"][3] * 4.0))
+                + w["root"] * np.exp(-s["root"] * reward_cfg["root_ang_vel_coeff"] * 4.0))
     np.testing.assert_allclose(rew.numpy(), expected, atol=2e-6)
     # DeepMimic's numbers, spelled out for the root: a 0.35 m offset costs 0.2 * (1 - exp(-5 * 0.35^2))
     assert w["root"] == 0.2 and s["root"] == 5.0
@@ -261,7 +261,7 @@ def test_turning_the_character_costs_root_rotation_only(task, reward_cfg, diff_w
     """Turning the whole simulated character by a about the vertical through its root: the
     end-effector offsets (each in its character's heading frame) still match; DeepMimic's pose
     error counts the root's world rotation with the root's weight, the root error with
-    root_err_coeffs[1]: pose = exp(-2 w_root a^2), root = exp(-5 * 0.1 a^2)."""
+    root_rot_coeff: pose = exp(-2 w_root a^2), root = exp(-5 * 0.1 a^2)."""
     ref = reference(task, 4, seed=5)
     body_state, dof_vel, com_vel = sim_from_ref(ref)
     angle = np.array([0.0, 0.5, 1.0, 2.0])
@@ -275,7 +275,7 @@ def test_turning_the_character_costs_root_rotation_only(task, reward_cfg, diff_w
     _, terms = reward(task, ref, body_state, dof_vel, com_vel)
     np.testing.assert_allclose(terms[:, [1, 2, 4]].numpy(), 1.0, atol=1e-5)  # vel, end effectors, com
     pose = np.exp(-reward_cfg["pose_scale"] * diff_weights["root"] * angle ** 2)
-    root = np.exp(-reward_cfg["root_scale"] * reward_cfg["root_err_coeffs"][1] * angle ** 2)
+    root = np.exp(-reward_cfg["root_scale"] * reward_cfg["root_rot_coeff"] * angle ** 2)
     np.testing.assert_allclose(terms[:, 0].numpy(), pose, atol=1e-5)
     np.testing.assert_allclose(terms[:, 3].numpy(), root, atol=1e-5)
 
@@ -647,12 +647,21 @@ def test_engine_with_its_own_window_gets_env0_reference_and_resets_on_request(mo
     resets env 0 when the window asks. Stood in for by the CPU engine with a window pretended."""
     import mujoco
 
+    from tasks.engines import EngineWindow
     from tasks.engines.mujoco_engine import MujocoEngine
 
     shown, requests = [], [False, True, False]
-    monkeypatch.setattr(MujocoEngine, "has_viewer", property(lambda self: True))
-    monkeypatch.setattr(MujocoEngine, "show_reference", lambda self, body_pos: shown.append(body_pos.clone()))
-    monkeypatch.setattr(MujocoEngine, "take_reset_request", lambda self: requests.pop(0))
+
+    class WindowedMujocoEngine(MujocoEngine, EngineWindow):
+        window_open = True
+
+        def show_reference(self, body_pos):
+            shown.append(body_pos.clone())
+
+        def take_reset_request(self):
+            return requests.pop(0)
+
+    monkeypatch.setattr("tasks.humanoid_deepmimic.build_engine", lambda name, cfg: WindowedMujocoEngine(cfg))
     task = make_task("task.env.enable_early_termination=False")  # only the request may reset an env
     task.reset()
     model = mujoco.MjModel.from_xml_path(MJCF)

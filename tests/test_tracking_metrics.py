@@ -1,4 +1,4 @@
-"""Tracking metrics (tasks/utils/tracking_metrics.py) against facts that do not come from the code
+"""Tracking metrics (tasks/tracking_metrics.py) against facts that do not come from the code
 under test: the reference played back as the 'simulation' scores zero, a known offset or
 rotation scores exactly that offset or angle, and the evaluation mode of the task starts every
 env at clip time 0 on its round-robin clip and runs the horizon (looping clip) or the clip
@@ -12,14 +12,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import train  # noqa: F401  (registers the config resolvers)
 from tasks.humanoid_deepmimic import HumanoidDeepMimic
-from tasks.utils.motion_lib import MotionLib
-from tasks.utils.rotations import quat_from_axis_angle, quat_mul
-from tasks.utils.tracking_metrics import (TrackingMetrics, evaluation_episode_steps, format_table,
+from tasks.reference.motion_lib import MotionLib
+from tasks.rotations import quat_from_axis_angle, quat_mul
+from tasks.tracking_metrics import (TrackingMetrics, evaluation_episode_steps, format_table,
                                           format_worst_bodies, procrustes_aligned_error)
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
 WALK = os.path.join(REPO_ROOT, "motions", "humanoid3d_walk.txt")  # looping
 KICK = os.path.join(REPO_ROOT, "motions", "humanoid3d_kick.txt")  # not looping

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import torch
 import yaml
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_OBS = 494  # 1 + 14*3 + 15*6 + 15*3 + 15*3 + 1 + 2 * (15*3 + 15*6): target_frames [1, 2]
 NUM_OBS_ONE_TARGET = 359  # the same with target_frames [1]
 NUM_ACTIONS = 28
@@ -109,7 +109,7 @@ def test_playing_under_other_termination_settings_warns_with_the_trained_overrid
     """A cartwheel policy is trained with the wrists allowed on the ground; played without that, its
     episodes end at the first hand contact. The checkpoint (and its export) records the settings, and
     playing under others names the override that restores them."""
-    from tasks.utils.export_checkpoint import export_checkpoint
+    from tasks.rlgames.export_checkpoint import export_checkpoint
 
     with open(os.path.join(REPO_ROOT, "cfg", "task", "HumanoidDeepMimic.yaml")) as f:
         defaults = yaml.safe_load(f)["env"]

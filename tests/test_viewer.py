@@ -1,6 +1,6 @@
 """Watching results (issue 6): offscreen frames of the character and its reference ghost, mp4
 clips of env 0 recorded by the task, and the motion preview command. Rendering uses EGL or
-OSMesa (tasks/utils/gl_backend.py); the tests skip, saying why, where neither works."""
+OSMesa (tasks/display/gl_backend.py); the tests skip, saying why, where neither works."""
 import sys
 import json
 import os
@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 import torch
+from poselib_utils.repository import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MJCF = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
 WALK = os.path.join(REPO_ROOT, "motions", "humanoid3d_walk.txt")
 imageio = pytest.importorskip("imageio", reason="mp4 tests need imageio + imageio-ffmpeg (pip install -e '.[video]')")
@@ -17,7 +17,7 @@ imageio = pytest.importorskip("imageio", reason="mp4 tests need imageio + imagei
 
 @pytest.fixture(scope="module")
 def gl_backend():
-    from tasks.utils.gl_backend import NoOffscreenBackendError, select_gl_backend
+    from tasks.display.gl_backend import NoOffscreenBackendError, select_gl_backend
 
     try:
         return select_gl_backend()
@@ -28,7 +28,7 @@ def gl_backend():
 @pytest.fixture(scope="module")
 def walk_qpos():
     """Reference qpos of the walk clip at two times 0.3 s apart (character, ghost)."""
-    from tasks.utils.motion_lib import MotionLib
+    from tasks.reference.motion_lib import MotionLib
 
     lib = MotionLib([WALK], MJCF, "cpu")
     state = lib.get_state(torch.zeros(2, dtype=torch.long), torch.tensor([0.4, 0.7]))
@@ -39,7 +39,7 @@ def walk_qpos():
 def test_ghost_scene_is_a_second_character_without_collisions():
     import mujoco
 
-    from tasks.utils.render_scene import GHOST_PREFIX, GhostScene
+    from tasks.display.render_scene import GHOST_PREFIX, GhostScene
 
     plain = mujoco.MjModel.from_xml_path(MJCF)
     scene = GhostScene(MJCF)
@@ -52,7 +52,7 @@ def test_ghost_scene_is_a_second_character_without_collisions():
 
 
 def test_frames_show_the_character_on_screen_and_the_ghost(gl_backend, walk_qpos):
-    from tasks.utils.render_scene import GhostScene, OffscreenRenderer, follow_camera
+    from tasks.display.render_scene import GhostScene, OffscreenRenderer, follow_camera
 
     scene = GhostScene(MJCF)
     renderer = OffscreenRenderer(scene.model, 320, 240)
@@ -110,7 +110,7 @@ def test_task_records_env0_clips(gl_backend, tmp_path):
 
 
 def test_preview_command_writes_the_clip(gl_backend, tmp_path):
-    from poselib_utils.preview_motion import main
+    from tools.preview_motion import main
 
     with open(WALK) as f:
         frames = json.load(f)["Frames"]
@@ -130,7 +130,7 @@ def test_preview_command_writes_the_clip(gl_backend, tmp_path):
 def test_mp4_writer_without_imageio_ffmpeg_names_the_package(tmp_path, monkeypatch):
     """imageio alone would pick its TIFF plugin for '.mp4' and fail on the first frame; the writer
     must refuse at once and say what to install (seen on a GPU machine with imageio but no ffmpeg)."""
-    from tasks.utils.viewer import Mp4Writer
+    from tasks.display.viewer import Mp4Writer
 
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
     with pytest.raises(RuntimeError, match="imageio-ffmpeg"):

@@ -21,28 +21,25 @@ else:  # IsaacGym's Python 3.8 environment ships gym
 class VecTask(abc.ABC):
     def __init__(self, config: Dict[str, Any], rl_device: str, sim_device: str, graphics_device_id: int,
                  headless: bool, virtual_screen_capture: bool = False, force_render: bool = False):
+        # graphics_device_id, virtual_screen_capture and force_render: IsaacGymEnvs passes them to
+        # every task; the engine opens its own window (EngineConfig.headless) and draws it itself.
         self.cfg = config
         self.rl_device = rl_device
         self.sim_device = sim_device
-        self.graphics_device_id = graphics_device_id
         self.headless = headless
-        self.virtual_screen_capture = virtual_screen_capture
-        self.force_render = force_render
 
         env_cfg = config["env"]
         # numEnvs: IsaacGymEnvs' key (its train.py sets task.env.numEnvs); ours is num_envs.
         self.num_envs = int(env_cfg.get("numEnvs", env_cfg["num_envs"]))
         if self.num_envs <= 0:
             raise ValueError("task.env.num_envs must be positive, got {}".format(self.num_envs))
-        self.num_agents = 1
         self.clip_obs = float(env_cfg.get("clip_observations", np.inf))
         self.clip_actions = float(env_cfg.get("clip_actions", 1.0))
-        self.control_freq_inv = 1
 
         self.create_sim()
         self.device = self.engine.device
         self.num_obs = self.compute_observations().shape[-1]
-        self.num_states = 0
+        self.num_states = 0  # no asymmetric critic; IsaacGymEnvs' RLGPUEnv reads these two
         self.num_actions = self.engine.num_dofs
         self.observation_space = spaces.Box(-np.inf, np.inf, (self.num_obs,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (self.num_actions,), dtype=np.float32)
@@ -91,7 +88,7 @@ class VecTask(abc.ABC):
         return {"obs": torch.clamp(self.obs_buf, -self.clip_obs, self.clip_obs).to(self.rl_device)}
 
     def get_number_of_agents(self) -> int:
-        return self.num_agents
+        return 1
 
     def close(self) -> None:
         self.engine.close()

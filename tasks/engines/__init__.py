@@ -2,7 +2,10 @@
 MuJoCo never imports isaacgym or warp."""
 import importlib
 
-from tasks.engines.engine import Engine, EngineConfig
+from tasks.engines.engine import Engine, EngineConfig, EngineWindow
+
+__all__ = ["ENGINES", "Engine", "EngineConfig", "EngineUnavailableError", "EngineWindow", "build_engine",
+           "resolve_engine_name"]
 
 ENGINES = {
     "mujoco": ("tasks.engines.mujoco_engine", "MujocoEngine"),

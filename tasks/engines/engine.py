@@ -3,15 +3,18 @@
 An engine simulates ``num_envs`` copies of one MJCF character on a ground plane. Everything it
 returns is a torch tensor on ``engine.device`` with the envs as the first dimension, in the
 project's conventions: Z-up world, quaternions ``(w, x, y, z)``, bodies in MJCF order without
-the world body, DOFs in MJCF hinge order. Getters return views of buffers the engine updates in
-place after each ``step`` or ``set_state``; callers must not write into them. The task talks to
-this class only; engine modules are imported lazily by ``tasks.engines.build_engine``.
+the world body, DOFs in MJCF hinge order, body states laid out as ``tasks/body_state.py`` names
+them. Getters return the buffers the engine updates in place after each ``step`` or
+``set_state``; callers must not write into them. The task talks to this class only; engine
+modules are imported lazily by ``tasks.engines.build_engine``.
 """
 import abc
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+
+from tasks.body_state import ANG_VEL, BODY_STATE_WIDTH, LIN_VEL, POS, ROT
 
 
 @dataclass(frozen=True)
@@ -22,17 +25,22 @@ class EngineConfig:
     substeps: int  # physics steps per policy step
     device: str = "cpu"
     env_spacing: float = 0.0  # metres between envs (only engines that place envs in one world use it)
-    headless: bool = True  # engines with a viewer of their own (IsaacGym) open it when False
+    headless: bool = True  # engines with a window of their own (IsaacGym) open it when False
     num_threads: int = 0  # CPU engines; 0 means all cores
 
 
 class Engine(abc.ABC):
-    device: torch.device
-    num_envs: int
-    body_names: List[str]
-    dof_names: List[str]
-    body_masses: torch.Tensor  # [B] kg
-    dof_limits: torch.Tensor  # [D, 2] rad, the MJCF ranges (also where not enforced)
+    """Subclasses call ``__init__`` with the character they compiled, hand their readout buffers
+    to ``_adopt_readouts``, and implement ``set_state``, ``set_pd_targets`` and ``step``."""
+
+    def __init__(self, cfg: EngineConfig, device: torch.device, body_names: Sequence[str],
+                 dof_names: Sequence[str], dof_limits: torch.Tensor):
+        self.device = device
+        self.num_envs = cfg.num_envs
+        self.substeps = cfg.substeps
+        self.body_names = list(body_names)  # type: List[str]
+        self.dof_names = list(dof_names)  # type: List[str]
+        self.dof_limits = dof_limits.to(device, torch.float32)  # [D, 2] rad, the MJCF ranges (also where not enforced)
 
     @property
     def num_bodies(self) -> int:
@@ -41,6 +49,8 @@ class Engine(abc.ABC):
     @property
     def num_dofs(self) -> int:
         return len(self.dof_names)
+
+    # --- what every engine implements -------------------------------------------------------
 
     @abc.abstractmethod
     def set_state(self, env_ids: Optional[torch.Tensor], root_pos: torch.Tensor, root_rot: torch.Tensor,
@@ -54,15 +64,6 @@ class Engine(abc.ABC):
         Velocities are world-frame linear and angular velocities of the root body frame.
         """
 
-    @staticmethod
-    def indices_and_rows(env_ids: Optional[torch.Tensor],
-                         rows: Sequence[torch.Tensor]) -> Tuple[Optional[torch.Tensor], List[torch.Tensor]]:
-        """For engines that need indices: a mask becomes the indices it selects and their rows."""
-        if env_ids is not None and env_ids.dtype == torch.bool:
-            ids = env_ids.nonzero(as_tuple=False).flatten()
-            return ids, [r[ids] for r in rows]
-        return env_ids, list(rows)
-
     @abc.abstractmethod
     def set_pd_targets(self, targets: torch.Tensor) -> None:
         """PD position targets [N, D] (rad) held over the next ``step``."""
@@ -71,29 +72,26 @@ class Engine(abc.ABC):
     def step(self) -> None:
         """Advance every env by ``substeps`` physics steps."""
 
-    def root_state(self) -> torch.Tensor:
-        """[N, 13]: position, rotation wxyz, linear velocity, angular velocity (world frame)."""
-        return self.body_state()[:, 0]
+    def close(self) -> None:
+        """Release engine resources (windows, GPU buffers)."""
 
-    # An engine with a window of its own (IsaacGym, not headless) shows env 0's reference there;
-    # for the others the task's MuJoCo viewer does (tasks/utils/viewer.py) and these do nothing.
-    @property
-    def has_viewer(self) -> bool:
-        return False
+    # --- the readouts ----------------------------------------------------------------------
 
-    def show_reference(self, body_pos: torch.Tensor) -> None:
-        """Env 0's reference body positions [B, 3], drawn as a ghost from the next step on."""
-
-    def take_reset_request(self) -> bool:
-        """Whether the user asked to reset env 0 in the engine's window since the last call."""
-        return False
-
-    # The readouts: each engine keeps these buffers current after every ``step`` and
-    # ``set_state``; the getters hand out the buffers themselves (no copies).
-    _dof_state: torch.Tensor
-    _body_state: torch.Tensor
-    _com_vel: torch.Tensor
-    _contact: torch.Tensor
+    def _adopt_readouts(self, dof_state: torch.Tensor, body_state: torch.Tensor, com_velocity: torch.Tensor,
+                        contact_forces: torch.Tensor) -> None:
+        """The buffers the getters hand out, which the engine keeps current; shapes checked once."""
+        n, b, d = self.num_envs, self.num_bodies, self.num_dofs
+        for name, tensor, shape in (("dof_state", dof_state, (n, d, 2)),
+                                    ("body_state", body_state, (n, b, BODY_STATE_WIDTH)),
+                                    ("com_velocity", com_velocity, (n, 3)),
+                                    ("contact_forces", contact_forces, (n, b, 3))):
+            if tuple(tensor.shape) != shape:
+                raise ValueError("{}: {} has shape {}, the contract's is {}".format(
+                    type(self).__name__, name, tuple(tensor.shape), shape))
+        self._dof_state = dof_state
+        self._body_state = body_state
+        self._com_velocity = com_velocity
+        self._contact_forces = contact_forces
 
     def dof_state(self) -> torch.Tensor:
         """[N, D, 2]: hinge angles and angular velocities."""
@@ -103,13 +101,36 @@ class Engine(abc.ABC):
         """[N, B, 13]: each body frame's position, rotation, linear and angular velocity (world)."""
         return self._body_state
 
+    def root_state(self) -> torch.Tensor:
+        """[N, 13]: the root body's row of ``body_state``."""
+        return self._body_state[:, 0]
+
     def com_velocity(self) -> torch.Tensor:
         """[N, 3]: the character's centre-of-mass velocity (world)."""
-        return self._com_vel
+        return self._com_velocity
 
     def contact_forces(self) -> torch.Tensor:
         """[N, B, 3]: net force the ground exerts on each body (world; +z for a body standing on it)."""
-        return self._contact
+        return self._contact_forces
+
+    # --- shared pieces ---------------------------------------------------------------------
+
+    @staticmethod
+    def indices_and_rows(env_ids: Optional[torch.Tensor],
+                         rows: Sequence[torch.Tensor]) -> Tuple[Optional[torch.Tensor], List[torch.Tensor]]:
+        """For engines that need indices: a mask becomes the indices it selects and their rows."""
+        if env_ids is not None and env_ids.dtype == torch.bool:
+            ids = env_ids.nonzero(as_tuple=False).flatten()
+            return ids, [r[ids] for r in rows]
+        return env_ids, list(rows)
+
+    def _set_rest_state(self, root_pos: Sequence[float], root_rot: Sequence[float]) -> None:
+        """Every env at rest at this root pose (wxyz), hinges at zero: the state before any reset."""
+        n, d, dev = self.num_envs, self.num_dofs, self.device
+        zeros3 = torch.zeros(n, 3, device=dev)
+        self.set_state(None, torch.tensor(list(root_pos), dtype=torch.float32, device=dev).repeat(n, 1),
+                       torch.tensor(list(root_rot), dtype=torch.float32, device=dev).repeat(n, 1), zeros3, zeros3,
+                       torch.zeros(n, d, device=dev), torch.zeros(n, d, device=dev))
 
     def capture_state(self) -> Dict[str, Any]:
         """Everything needed to continue the simulation later (checkpoints). This default keeps
@@ -120,10 +141,29 @@ class Engine(abc.ABC):
 
     def restore_state(self, state: Dict[str, Any]) -> None:
         """Inverse of ``capture_state`` (same engine class and env count)."""
+        self._check_state_fits(state)
+        root, dof = state["root"].to(self.device), state["dof"].to(self.device)
+        self.set_state(None, root[:, POS], root[:, ROT], root[:, LIN_VEL], root[:, ANG_VEL], dof[..., 0], dof[..., 1])
+
+    def _check_state_fits(self, state: Dict[str, Any]) -> None:
         if state.get("engine") != type(self).__name__:
             raise ValueError("engine state of {} does not fit {}".format(state.get("engine"), type(self).__name__))
-        root, dof = state["root"].to(self.device), state["dof"].to(self.device)
-        self.set_state(None, root[:, 0:3], root[:, 3:7], root[:, 7:10], root[:, 10:13], dof[..., 0], dof[..., 1])
 
-    def close(self) -> None:
-        """Release engine resources (windows, GPU buffers)."""
+
+class EngineWindow(abc.ABC):
+    """Optional, for an engine with a window of its own (IsaacGym, not headless): the task shows
+    env 0's reference there and takes its reset key. Engines without one leave display to the
+    task's MuJoCo viewer (tasks/display/viewer.py)."""
+
+    @property
+    @abc.abstractmethod
+    def window_open(self) -> bool:
+        """Whether the window is up (creating it can fail, closing it ends the run)."""
+
+    @abc.abstractmethod
+    def show_reference(self, body_pos: torch.Tensor) -> None:
+        """Env 0's reference body positions [B, 3], drawn as a ghost from the next step on."""
+
+    @abc.abstractmethod
+    def take_reset_request(self) -> bool:
+        """Whether the user asked to reset env 0 in the window since the last call."""

@@ -34,8 +34,9 @@ from isaacgym import gymapi
 from isaacgym import gymtorch  # type: ignore[attr-defined]  # isaacgym-stubs ships gymapi only
 import torch
 
-from tasks.engines.engine import Engine, EngineConfig
-from tasks.utils.rotations import quat_from_axis_angle, quat_mul, quat_rotate
+from tasks.body_state import ANG_VEL, BODY_STATE_WIDTH, LIN_VEL, POS, ROT
+from tasks.engines.engine import Engine, EngineConfig, EngineWindow
+from tasks.rotations import quat_from_axis_angle, quat_mul, quat_rotate
 
 DEFAULT_ENV_SPACING = 5.0  # m, when EngineConfig.env_spacing is 0
 MAX_ANGULAR_VELOCITY = 100.0  # rad/s; IsaacGym's default (64) clips fast limbs in flips and spins
@@ -105,18 +106,32 @@ def parse_mjcf(mjcf_path: str) -> Dict[str, Any]:
                            if j.get("type", "hinge") == "hinge" and j.get("name") in actuators]}
 
 
-class IsaacGymEngine(Engine):
+class IsaacGymEngine(Engine, EngineWindow):
     def __init__(self, cfg: EngineConfig):
-        self.device = torch.device(cfg.device)
-        self.num_envs = cfg.num_envs
-        self.substeps = cfg.substeps
-        self.gym = _gym()
         mjcf = parse_mjcf(cfg.mjcf_path)
-        self.body_names = [b["name"] for b in mjcf["bodies"]]
-        self.dof_names = list(mjcf["dof_names"])
-        self.dof_limits = torch.tensor(mjcf["dof_ranges"], dtype=torch.float32)
+        super().__init__(cfg, torch.device(cfg.device), [b["name"] for b in mjcf["bodies"]], mjcf["dof_names"],
+                         torch.tensor(mjcf["dof_ranges"], dtype=torch.float32))
+        self.gym = _gym()
         self._build_kinematic_tree(mjcf["bodies"])
+        self.sim = self._create_sim(cfg)
+        asset, dof_props = self._load_asset(cfg.mjcf_path, mjcf["actuators"])
+        self._create_envs(asset, dof_props, mjcf["bodies"][0]["pos"], cfg.env_spacing or DEFAULT_ENV_SPACING)
+        self.gym.prepare_sim(self.sim)
+        self._acquire_tensors()
+        self.viewer = None  # type: Optional[gymapi.Viewer]
+        self.enable_viewer_sync = True
+        self.paused = False
+        self.show_ghost = True
+        self._reset_requested = False
+        self._ghost_lines = None  # type: Optional[Tuple[Any, Any]]  # (vertices [L*6], colors [L*3])
+        if not cfg.headless:
+            self._create_viewer()
+        self._set_rest_state(mjcf["bodies"][0]["pos"], (1.0, 0.0, 0.0, 0.0))
 
+    # --- set-up helpers ---------------------------------------------------------------------
+
+    def _create_sim(self, cfg: EngineConfig) -> gymapi.Sim:
+        """A PhysX sim with IsaacGymEnvs' humanoid settings and a ground plane."""
         use_gpu = self.device.type == "cuda"
         device_id = (self.device.index or 0) if use_gpu else 0
         sim_params = gymapi.SimParams()
@@ -133,41 +148,44 @@ class IsaacGymEngine(Engine):
         sim_params.physx.contact_offset = 0.02
         sim_params.physx.rest_offset = 0.0
         graphics_device_id = -1 if cfg.headless else device_id
-        self.sim = self.gym.create_sim(device_id, graphics_device_id, gymapi.SIM_PHYSX, sim_params)
-        if self.sim is None:
+        sim = self.gym.create_sim(device_id, graphics_device_id, gymapi.SIM_PHYSX, sim_params)
+        if sim is None:
             raise RuntimeError("IsaacGym failed to create a sim (one sim per process; is another alive?)")
-
         plane = gymapi.PlaneParams()
         plane.normal = gymapi.Vec3(0.0, 0.0, 1.0)
         plane.static_friction = 0.9  # the MJCF's geom friction
         plane.dynamic_friction = 0.9
         plane.restitution = 0.0
-        self.gym.add_ground(self.sim, plane)
+        self.gym.add_ground(sim, plane)
+        return sim
 
+    def _load_asset(self, mjcf_path: str, actuators: Dict[str, Tuple[float, float, float]]) -> Tuple[Any, Any]:
+        """The MJCF as an IsaacGym asset, and its DOF properties with the actuators' PD gains."""
         options = gymapi.AssetOptions()
         options.default_dof_drive_mode = int(gymapi.DOF_MODE_POS)  # stubs type this field as int
         options.angular_damping = 0.0
         options.linear_damping = 0.0
         options.max_angular_velocity = MAX_ANGULAR_VELOCITY
         options.collapse_fixed_joints = False  # keep the joint-less wrists as bodies, as MuJoCo does
-        mjcf_path = os.path.abspath(cfg.mjcf_path)
+        mjcf_path = os.path.abspath(mjcf_path)
         asset = self.gym.load_asset(self.sim, os.path.dirname(mjcf_path), os.path.basename(mjcf_path), options)
         self._map_asset_order(asset)
-
         dof_props = self.gym.get_asset_dof_properties(asset)
         for i, name in enumerate(self.gym.get_asset_dof_names(asset)):
-            kp, kv, effort = mjcf["actuators"][name]
+            kp, kv, effort = actuators[name]
             dof_props["driveMode"][i] = int(gymapi.DOF_MODE_POS)
             dof_props["stiffness"][i] = kp
             dof_props["damping"][i] = kv
             dof_props["effort"][i] = effort
+        return asset, dof_props
 
-        spacing = cfg.env_spacing or DEFAULT_ENV_SPACING
+    def _create_envs(self, asset: gymapi.Asset, dof_props: Any, root_pos: List[float], spacing: float) -> None:
+        """One actor per env on a grid; the env origins, actor indices, body masses and COMs."""
         lower = gymapi.Vec3(-spacing, -spacing, 0.0)
         upper = gymapi.Vec3(spacing, spacing, spacing)
         per_row = int(math.ceil(math.sqrt(self.num_envs)))
         start = gymapi.Transform()
-        start.p = gymapi.Vec3(*mjcf["bodies"][0]["pos"])
+        start.p = gymapi.Vec3(*root_pos)
         start.r = gymapi.Quat(0.0, 0.0, 0.0, 1.0)
         self.envs = []  # type: List[gymapi.Env]
         self.actors = []  # type: List[int]
@@ -175,7 +193,7 @@ class IsaacGymEngine(Engine):
         for i in range(self.num_envs):
             env = self.gym.create_env(self.sim, lower, upper, per_row)
             # collision group i, filter 1: self-collisions off (as the MJCF's contype/conaffinity)
-            actor = self.gym.create_actor(env, asset, start, "humanoid", i, 1, 0)
+            actor = self.gym.create_actor(env, asset, start, "character", i, 1, 0)
             self.gym.set_actor_dof_properties(env, actor, dof_props)
             self.envs.append(env)
             self.actors.append(actor)
@@ -185,43 +203,24 @@ class IsaacGymEngine(Engine):
         self._actor_ids = torch.tensor(
             [self.gym.get_actor_index(env, actor, gymapi.DOMAIN_SIM) for env, actor in zip(self.envs, self.actors)],
             dtype=torch.int32, device=self.device)
-
         props = self.gym.get_actor_rigid_body_properties(self.envs[0], self.actors[0])
-        masses = torch.tensor([p.mass for p in props], dtype=torch.float32)[self._body_perm]
+        self._masses = torch.tensor([p.mass for p in props], dtype=torch.float32)[self._body_perm].to(self.device)
         coms = torch.tensor([[p.com.x, p.com.y, p.com.z] for p in props], dtype=torch.float32)[self._body_perm]
-        self.body_masses = masses
-        self._masses = masses.to(self.device)
         self._com_local = coms.to(self.device)  # [B, 3] centre of mass in each body frame
 
-        self.gym.prepare_sim(self.sim)
+    def _acquire_tensors(self) -> None:
+        """IsaacGym's state tensors (global frame, xyzw, asset order; rows laid out as
+        tasks/body_state.py, quaternion order aside), and the published buffers."""
         n, nb, nd = self.num_envs, self.num_bodies, self.num_dofs
-        # Raw IsaacGym tensors (global frame, xyzw, asset order), updated in place by refresh_*.
         self._root_raw = gymtorch.wrap_tensor(self.gym.acquire_actor_root_state_tensor(self.sim))
         self._dof_raw = gymtorch.wrap_tensor(self.gym.acquire_dof_state_tensor(self.sim)).view(n, nd, 2)
-        self._body_raw = gymtorch.wrap_tensor(self.gym.acquire_rigid_body_state_tensor(self.sim)).view(n, nb, 13)
+        self._body_raw = gymtorch.wrap_tensor(self.gym.acquire_rigid_body_state_tensor(self.sim)).view(
+            n, nb, BODY_STATE_WIDTH)
         self._contact_raw = gymtorch.wrap_tensor(self.gym.acquire_net_contact_force_tensor(self.sim)).view(n, nb, 3)
         self._targets_raw = torch.zeros(n, nd, device=self.device)
-        # Published buffers in the project's conventions.
-        self._body_state = torch.zeros(n, nb, 13, device=self.device)
-        self._dof_state = torch.zeros(n, nd, 2, device=self.device)
-        self._com_vel = torch.zeros(n, 3, device=self.device)
-        self._contact = torch.zeros(n, nb, 3, device=self.device)
-
-        self.viewer = None  # type: Optional[gymapi.Viewer]
-        self.enable_viewer_sync = True
-        self.paused = False
-        self.show_ghost = True
-        self._reset_requested = False
-        self._ghost_lines = None  # type: Optional[Tuple[Any, Any]]  # (vertices [L*6], colors [L*3])
-        if not cfg.headless:
-            self._create_viewer()
-        root_pos = torch.tensor(mjcf["bodies"][0]["pos"], device=self.device).repeat(n, 1)
-        root_rot = torch.tensor([1.0, 0.0, 0.0, 0.0], device=self.device).repeat(n, 1)
-        zeros3 = torch.zeros(n, 3, device=self.device)
-        zeros_d = torch.zeros(n, nd, device=self.device)
-        self.set_state(None, root_pos, root_rot, zeros3, zeros3, zeros_d, zeros_d)
-
-    # --- set-up helpers ---------------------------------------------------------------------
+        self._adopt_readouts(torch.zeros(n, nd, 2, device=self.device),
+                             torch.zeros(n, nb, BODY_STATE_WIDTH, device=self.device),
+                             torch.zeros(n, 3, device=self.device), torch.zeros(n, nb, 3, device=self.device))
 
     def _map_asset_order(self, asset: gymapi.Asset) -> None:
         """Index tensors between IsaacGym's asset order and MJCF order; names must match."""
@@ -289,8 +288,8 @@ class IsaacGymEngine(Engine):
         self._dof_state[ids, :, 1] = dof_vel
         body = self._forward_kinematics(root_pos, root_rot, root_vel, root_ang_vel, dof_pos, dof_vel)
         self._body_state[ids] = body
-        self._com_vel[ids] = self._mass_weighted_com_velocity(body)
-        self._contact[ids] = 0.0
+        self._com_velocity[ids] = self._mass_weighted_com_velocity(body)
+        self._contact_forces[ids] = 0.0
 
     def set_pd_targets(self, targets: torch.Tensor) -> None:
         self._targets_raw[:] = targets.to(self.device)[:, self._dof_perm_inv]
@@ -309,7 +308,7 @@ class IsaacGymEngine(Engine):
         self._render()
 
     @property
-    def has_viewer(self) -> bool:
+    def window_open(self) -> bool:
         return self.viewer is not None
 
     def show_reference(self, body_pos: torch.Tensor) -> None:
@@ -340,25 +339,25 @@ class IsaacGymEngine(Engine):
     def _publish(self) -> None:
         """IsaacGym's raw tensors -> the project's conventions, for all envs."""
         raw = self._body_raw[:, self._body_perm]
-        pos = raw[..., 0:3] - self._env_origins[:, None]
-        rot = xyzw_to_wxyz(raw[..., 3:7])
-        com_vel = raw[..., 7:10]
-        ang_vel = raw[..., 10:13]
+        pos = raw[..., POS] - self._env_origins[:, None]
+        rot = xyzw_to_wxyz(raw[..., ROT])
+        com_vel = raw[..., LIN_VEL]
+        ang_vel = raw[..., ANG_VEL]
         com_offset = quat_rotate(rot, self._com_local.expand_as(pos))
-        self._body_state[..., 0:3] = pos
-        self._body_state[..., 3:7] = rot
-        self._body_state[..., 7:10] = com_vel - torch.cross(ang_vel, com_offset, dim=-1)
-        self._body_state[..., 10:13] = ang_vel
-        self._com_vel[:] = (com_vel * self._masses[:, None]).sum(dim=1) / self._masses.sum()
+        self._body_state[..., POS] = pos
+        self._body_state[..., ROT] = rot
+        self._body_state[..., LIN_VEL] = com_vel - torch.cross(ang_vel, com_offset, dim=-1)
+        self._body_state[..., ANG_VEL] = ang_vel
+        self._com_velocity[:] = (com_vel * self._masses[:, None]).sum(dim=1) / self._masses.sum()
         self._dof_state[:] = self._dof_raw[:, self._dof_perm]
         # The net contact force includes body-body contacts, which cannot occur here: actors
         # filter self-collision (create_actor's filter) and envs are in separate groups.
-        self._contact[:] = self._contact_raw[:, self._body_perm]
+        self._contact_forces[:] = self._contact_raw[:, self._body_perm]
 
     def _mass_weighted_com_velocity(self, body: torch.Tensor) -> torch.Tensor:
         """Character COM velocity [N, 3] from body-frame states [N, B, 13] in project conventions."""
-        com_offset = quat_rotate(body[..., 3:7], self._com_local.expand(body.shape[0], -1, -1))
-        com_vel = body[..., 7:10] + torch.cross(body[..., 10:13], com_offset, dim=-1)
+        com_offset = quat_rotate(body[..., ROT], self._com_local.expand(body.shape[0], -1, -1))
+        com_vel = body[..., LIN_VEL] + torch.cross(body[..., ANG_VEL], com_offset, dim=-1)
         return (com_vel * self._masses[:, None]).sum(dim=1) / self._masses.sum()
 
     def _forward_kinematics(self, root_pos: torch.Tensor, root_rot: torch.Tensor, root_vel: torch.Tensor,
@@ -423,7 +422,7 @@ class IsaacGymEngine(Engine):
         if self.show_ghost and self._ghost_lines is not None:
             vertices, colors = self._ghost_lines
             self.gym.add_lines(viewer, self.envs[0], len(colors) // 3, vertices, colors)
-        root = self._root_raw[0, 0:3].tolist()  # global frame, as the viewer draws
+        root = self._root_raw[0, POS].tolist()  # global frame, as the viewer draws
         target = gymapi.Vec3(root[0], root[1], root[2])
         eye = gymapi.Vec3(root[0], root[1] - 3.0, root[2] + 1.0)
         # env None: global coordinates, as IsaacGymEnvs calls it (the stubs type it Env only)

@@ -2,12 +2,11 @@
 
 ``mujoco.rollout`` steps all envs in C on a thread pool, so no Python runs per env or per
 substep. The body states, centre-of-mass velocity and ground contact forces the task needs are
-MuJoCo sensors added to the scene here (not to the character's MJCF). MuJoCo computes sensors at
-the start of a step, before integrating, so each policy step rolls out one extra physics step
-and keeps its sensors (the final state's) but not its state.
+MuJoCo sensors of the scene (tasks/engines/mujoco_scene.py), not of the character's MJCF. MuJoCo
+computes sensors at the start of a step, before integrating, so each policy step rolls out one
+extra physics step and keeps its sensors (the final state's) but not its state.
 """
 import os
-import xml.etree.ElementTree as ET
 from typing import Optional
 
 import mujoco
@@ -15,73 +14,21 @@ import numpy as np
 import torch
 from mujoco import rollout
 
+from tasks.body_state import BODY_STATE_WIDTH
 from tasks.engines.engine import Engine, EngineConfig
-from tasks.utils.rotations import quat_rotate_inverse
-
-FLOOR_NAME = "floor"
-BODY_STATE_WIDTH = 13
-
-
-def build_scene_xml(mjcf_path: str, with_sensors: bool = True) -> str:
-    """The character's MJCF plus a floor, a light and the readout sensors, as XML text."""
-    tree = ET.parse(mjcf_path)
-    root = tree.getroot()
-    compiler = root.find("compiler")
-    if compiler is None:
-        compiler = ET.SubElement(root, "compiler")
-    compiler.set("meshdir", os.path.dirname(os.path.abspath(mjcf_path)))
-    world = root.find("worldbody")
-    ET.SubElement(world, "light", {"name": "sun", "pos": "0 0 4", "dir": "0 0 -1", "directional": "true"})
-    ET.SubElement(world, "geom", {"name": FLOOR_NAME, "type": "plane", "size": "0 0 1", "contype": "0",
-                                  "conaffinity": "1", "rgba": "0.8 0.8 0.8 1"})
-    if with_sensors:
-        bodies = [b.get("name") for b in world.iter("body")]
-        sensors = ET.SubElement(root, "sensor")
-        for name in bodies:
-            for kind in ("framepos", "framequat", "framelinvel", "frameangvel"):
-                ET.SubElement(sensors, kind, {"objtype": "xbody", "objname": name})
-        ET.SubElement(sensors, "subtreelinvel", {"body": bodies[0]})
-        for name in bodies:
-            # MuJoCo reports the force the first object exerts on the second: floor first, so the
-            # reading is the ground's force on the body (+z when standing on it).
-            ET.SubElement(sensors, "contact", {"geom1": FLOOR_NAME, "body2": name, "data": "force",
-                                               "reduce": "netforce", "num": "1"})
-    return ET.tostring(root, encoding="unicode")
-
-
-def compile_scene(mjcf_path: str, sim_dt: float, with_sensors: bool = True) -> mujoco.MjModel:
-    """The scene of ``build_scene_xml`` compiled at physics step ``sim_dt``, checked to be the
-    character every engine expects: a free root, then hinges, each driven by its own actuator."""
-    m = mujoco.MjModel.from_xml_string(build_scene_xml(mjcf_path, with_sensors))
-    m.opt.timestep = sim_dt
-    if m.njnt < 1 or m.jnt_type[0] != mujoco.mjtJoint.mjJNT_FREE:
-        raise ValueError("{}: the first joint must be the root's free joint".format(mjcf_path))
-    if np.any(m.jnt_type[1:] != mujoco.mjtJoint.mjJNT_HINGE):
-        raise ValueError("{}: every joint after the root must be a hinge".format(mjcf_path))
-    if m.nu != m.njnt - 1 or np.any(m.actuator_trnid[:, 0] != np.arange(1, m.njnt)):
-        raise ValueError("{}: needs one position actuator per hinge, in joint order".format(mjcf_path))
-    return m
-
-
-def describe_character(engine: Engine, m: mujoco.MjModel, device: torch.device) -> None:
-    """Fill the Engine's body and DOF names, masses and limits from the compiled model."""
-    engine.body_names = [m.body(b).name for b in range(1, m.nbody)]
-    engine.dof_names = [m.joint(j).name for j in range(1, m.njnt)]
-    engine.body_masses = torch.tensor(m.body_mass[1:], dtype=torch.float32, device=device)
-    engine.dof_limits = torch.tensor(m.jnt_range[1:], dtype=torch.float32, device=device)
+from tasks.engines.mujoco_scene import character_description, compile_scene
+from tasks.rotations import quat_rotate_inverse
 
 
 class MujocoEngine(Engine):
     def __init__(self, cfg: EngineConfig):
-        self.device = torch.device("cpu")
-        self.num_envs = cfg.num_envs
-        self.substeps = cfg.substeps
         self.model = m = compile_scene(cfg.mjcf_path, cfg.sim_dt)
+        body_names, dof_names, dof_limits = character_description(m)
+        super().__init__(cfg, torch.device("cpu"), body_names, dof_names, torch.from_numpy(dof_limits))
         # Let a blown-up env carry NaNs to the task, which resets it and counts it, instead of
         # MuJoCo silently teleporting it back to the model's default pose.
         m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
-        character_bodies = m.nbody - 1
-        describe_character(self, m, self.device)
+        character_bodies = self.num_bodies
 
         self._spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         self._nstate = mujoco.mj_stateSize(m, self._spec)
@@ -101,20 +48,12 @@ class MujocoEngine(Engine):
         self._sensors = np.zeros((self.num_envs, m.nsensordata))
 
         body_end = character_bodies * BODY_STATE_WIDTH
-        self._body_state = torch.zeros(self.num_envs, character_bodies, BODY_STATE_WIDTH)
-        self._com_vel = torch.zeros(self.num_envs, 3)
-        self._contact = torch.zeros(self.num_envs, character_bodies, 3)
-        self._dof_state = torch.zeros(self.num_envs, self.num_dofs, 2)
+        self._adopt_readouts(torch.zeros(self.num_envs, self.num_dofs, 2),
+                             torch.zeros(self.num_envs, character_bodies, BODY_STATE_WIDTH),
+                             torch.zeros(self.num_envs, 3), torch.zeros(self.num_envs, character_bodies, 3))
         self._slices = (slice(0, body_end), slice(body_end, body_end + 3),
                         slice(body_end + 3, body_end + 3 + 3 * character_bodies))
-        self.set_state(None, *self._default_pose())
-
-    def _default_pose(self):
-        n, d = self.num_envs, self.num_dofs
-        root_pos = torch.tensor(self.model.qpos0[0:3], dtype=torch.float32).repeat(n, 1)
-        root_rot = torch.tensor(self.model.qpos0[3:7], dtype=torch.float32).repeat(n, 1)
-        zeros3 = torch.zeros(n, 3)
-        return root_pos, root_rot, zeros3, zeros3, torch.zeros(n, d), torch.zeros(n, d)
+        self._set_rest_state(m.qpos0[0:3], m.qpos0[3:7])
 
     def _publish(self, rows) -> None:
         """Copy the numpy state and sensors of ``rows`` into the float32 torch buffers."""
@@ -124,8 +63,8 @@ class MujocoEngine(Engine):
         self._dof_state[rows, :, 0] = state[:, self._qpos_at + 7:self._qpos_at + nq].float()
         self._dof_state[rows, :, 1] = state[:, self._qvel_at + 6:self._qvel_at + 6 + self.num_dofs].float()
         self._body_state[rows] = sensors[:, self._slices[0]].view(-1, self.num_bodies, BODY_STATE_WIDTH)
-        self._com_vel[rows] = sensors[:, self._slices[1]]
-        self._contact[rows] = sensors[:, self._slices[2]].view(-1, self.num_bodies, 3)
+        self._com_velocity[rows] = sensors[:, self._slices[1]]
+        self._contact_forces[rows] = sensors[:, self._slices[2]].view(-1, self.num_bodies, 3)
 
     def set_state(self, env_ids: Optional[torch.Tensor], root_pos, root_rot, root_vel, root_ang_vel,
                   dof_pos, dof_vel) -> None:
@@ -172,8 +111,7 @@ class MujocoEngine(Engine):
                 "sensors": self._sensors.copy()}
 
     def restore_state(self, state) -> None:
-        if state.get("engine") != type(self).__name__:
-            raise ValueError("engine state of {} does not fit {}".format(state.get("engine"), type(self).__name__))
+        self._check_state_fits(state)
         self._state[:] = state["state"]
         self._ctrl[:] = state["ctrl"]
         self._sensors[:] = state["sensors"]

@@ -1,6 +1,6 @@
 """MuJoCo-Warp (GPU) engine: every env is a world of one batched ``mujoco_warp`` simulation.
 
-The scene is the CPU engine's (``build_scene_xml``: the character plus a floor) without its
+The scene is the CPU engine's (tasks/engines/mujoco_scene.py: the character plus a floor) without its
 readout sensors. The task's quantities are read straight from MuJoCo's own arrays by three small
 Warp kernels instead: sensors in mujoco_warp run inside every ``forward``/``step`` (all substeps,
 not just the last), and the contact sensor's match-and-reduce machinery costs more than one pass
@@ -27,15 +27,19 @@ import numpy as np
 import torch
 import warp as wp
 
+from tasks.body_state import ANG_VEL, BODY_STATE_WIDTH, LIN_VEL, POS, ROT
 from tasks.engines.engine import Engine, EngineConfig
-from tasks.engines.mujoco_engine import BODY_STATE_WIDTH, FLOOR_NAME, compile_scene, describe_character
-from tasks.utils.rotations import quat_rotate_inverse
+from tasks.engines.mujoco_scene import FLOOR_NAME, character_description, compile_scene
+from tasks.rotations import quat_rotate_inverse
 
 # Most contacts one geom of each type can make with a plane (MuJoCo's plane colliders).
 _PLANE_CONTACTS = {mujoco.mjtGeom.mjGEOM_SPHERE: 1, mujoco.mjtGeom.mjGEOM_ELLIPSOID: 1,
                    mujoco.mjtGeom.mjGEOM_CAPSULE: 2, mujoco.mjtGeom.mjGEOM_CYLINDER: 4,
                    mujoco.mjtGeom.mjGEOM_BOX: 4}
 _OTHER_PLANE_CONTACTS = 8  # meshes and anything else
+# Where each part of a body's row starts (tasks/body_state.py), as constants of the readout kernel.
+_POS_AT, _ROT_AT = wp.constant(POS.start), wp.constant(ROT.start)
+_LIN_VEL_AT, _ANG_VEL_AT = wp.constant(LIN_VEL.start), wp.constant(ANG_VEL.start)
 
 
 def contact_capacity(m: mujoco.MjModel):
@@ -96,12 +100,12 @@ def _body_readout(
         lin = wp.spatial_bottom(cvel) + wp.cross(ang, xpos - centre)
         com_vel += body_mass[body] * (wp.spatial_bottom(cvel) + wp.cross(ang, xipos_in[worldid, body] - centre))
         for k in range(3):
-            body_state_out[worldid, i, k] = xpos[k]
-            body_state_out[worldid, i, 7 + k] = lin[k]
-            body_state_out[worldid, i, 10 + k] = ang[k]
+            body_state_out[worldid, i, _POS_AT + k] = xpos[k]
+            body_state_out[worldid, i, _LIN_VEL_AT + k] = lin[k]
+            body_state_out[worldid, i, _ANG_VEL_AT + k] = ang[k]
             contact_out[worldid, i, k] = 0.0
         for k in range(4):  # mujoco_warp keeps MuJoCo's (w, x, y, z) order in wp.quat
-            body_state_out[worldid, i, 3 + k] = xquat[k]
+            body_state_out[worldid, i, _ROT_AT + k] = xquat[k]
     com_vel = com_vel / total_mass
     for k in range(3):
         com_vel_out[worldid, k] = com_vel[k]
@@ -150,17 +154,15 @@ def _contact_readout(
 
 class MujocoWarpEngine(Engine):
     def __init__(self, cfg: EngineConfig):
-        self.device = torch.device(cfg.device)
-        if self.device.type == "cuda" and self.device.index is None:
-            self.device = torch.device("cuda", torch.cuda.current_device())
-        self.num_envs = cfg.num_envs
-        self.substeps = cfg.substeps
-        wp.init()
-        self._wp_device = wp.device_from_torch(self.device)
-
+        device = torch.device(cfg.device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         # No mjDSBL_AUTORESET here: mujoco_warp rejects the flag, and never auto-resets anyway.
         self.model = m = compile_scene(cfg.mjcf_path, cfg.sim_dt, with_sensors=False)
-        describe_character(self, m, self.device)
+        body_names, dof_names, dof_limits = character_description(m)
+        super().__init__(cfg, device, body_names, dof_names, torch.from_numpy(dof_limits))
+        wp.init()
+        self._wp_device = wp.device_from_torch(self.device)
 
         data = mujoco.MjData(m)
         mujoco.mj_forward(m, data)
@@ -186,10 +188,8 @@ class MujocoWarpEngine(Engine):
         self._qvel = wp.to_torch(self._d.qvel)
         self._ctrl = wp.to_torch(self._d.ctrl)
         self._qacc_warmstart = wp.to_torch(self._d.qacc_warmstart)
-        self._body_state = wp.to_torch(self._body_state_wp)
-        self._com_vel = wp.to_torch(self._com_vel_wp)
-        self._dof_state = wp.to_torch(self._dof_state_wp)
-        self._contact = wp.to_torch(self._contact_wp)
+        self._adopt_readouts(wp.to_torch(self._dof_state_wp), wp.to_torch(self._body_state_wp),
+                             wp.to_torch(self._com_vel_wp), wp.to_torch(self._contact_wp))
 
         self._step_graph = None
         self._forward_graph = None
@@ -203,7 +203,7 @@ class MujocoWarpEngine(Engine):
         if self._use_graph:
             self._forward_graph = self._capture(self._forward_fn)
             self._step_graph = self._capture(self._step_fn)
-        self.set_state(None, *self._default_pose())
+        self._set_rest_state(m.qpos0[0:3], m.qpos0[3:7])
 
     # Physics sequences (captured as CUDA graphs on CUDA).
 
@@ -261,13 +261,6 @@ class MujocoWarpEngine(Engine):
 
     # Engine contract.
 
-    def _default_pose(self):
-        n, d, dev = self.num_envs, self.num_dofs, self.device
-        root_pos = torch.tensor(self.model.qpos0[0:3], dtype=torch.float32, device=dev).repeat(n, 1)
-        root_rot = torch.tensor(self.model.qpos0[3:7], dtype=torch.float32, device=dev).repeat(n, 1)
-        zeros3 = torch.zeros(n, 3, device=dev)
-        return root_pos, root_rot, zeros3, zeros3, torch.zeros(n, d, device=dev), torch.zeros(n, d, device=dev)
-
     def set_state(self, env_ids: Optional[torch.Tensor], root_pos, root_rot, root_vel, root_ang_vel,
                   dof_pos, dof_vel) -> None:
         dev, f32 = self.device, torch.float32
@@ -309,8 +302,7 @@ class MujocoWarpEngine(Engine):
         return state
 
     def restore_state(self, state) -> None:
-        if state.get("engine") != type(self).__name__:
-            raise ValueError("engine state of {} does not fit {}".format(state.get("engine"), type(self).__name__))
+        self._check_state_fits(state)
         for k in ("qpos", "qvel", "ctrl", "qacc_warmstart"):
             getattr(self, "_" + k).copy_(state[k].to(self.device))
         self._launch(self._forward_graph, self._forward_fn)

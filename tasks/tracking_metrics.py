@@ -34,7 +34,7 @@ from typing import Dict, List, Optional
 import torch
 
 from poselib_utils.motion_dataset import check_evaluation_envs
-from tasks.utils.rotations import quat_diff_angle
+from tasks.rotations import quat_diff_angle
 
 SUCCESS_THRESHOLD_M = 0.5
 # The order of the columns of the printed table and of each clip's JSON entry.

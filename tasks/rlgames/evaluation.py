@@ -3,7 +3,7 @@
 ``train.py test=True`` registers ``EvaluationPlayer`` for ``a2c_continuous``: when the task is in
 evaluation mode (``task.env.evaluation``, on by default with ``test=True``), the player runs
 every env once from clip time 0 to the end of its evaluation episode, prints rl_games' usual
-``av reward`` line and the metrics table (tasks/utils/tracking_metrics.py), and writes the
+``av reward`` line and the metrics table (tasks/tracking_metrics.py), and writes the
 metrics to ``train.params.config.player.metrics_json`` when that is set.
 """
 import time
@@ -12,7 +12,7 @@ from typing import Dict, Optional
 from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.players import PpoPlayerContinuous
 
-from tasks.utils.tracking_metrics import format_table, format_worst_bodies, write_json
+from tasks.tracking_metrics import format_table, format_worst_bodies, write_json
 
 
 def unwrap_task(env):

@@ -1,7 +1,7 @@
 """Shrink an rl_games checkpoint to what playback needs: the model (with its observation and
 value normalisers), weight matrices stored in float16 (they load back into float32 layers).
 
-    python -m tasks.utils.export_checkpoint runs/walk/nn/last_..._sigterm.pth checkpoints/humanoid3d_walk.pth
+    python -m tasks.rlgames.export_checkpoint runs/walk/nn/last_..._sigterm.pth checkpoints/humanoid3d_walk.pth
 """
 import argparse
 from typing import Optional
@@ -23,7 +23,7 @@ def export_checkpoint(source: str, target: str) -> None:
 
 def training_termination_settings(state: dict) -> Optional[dict]:
     """The task.env termination settings a checkpoint was trained with: kept at the top of an exported
-    one, inside rl_games' env_state (tasks/utils/resume_state.py) of a training one; None if absent."""
+    one, inside rl_games' env_state (tasks/rlgames/resume_state.py) of a training one; None if absent."""
     if "termination" in state:
         return state["termination"]
     env_state = state.get("env_state")

@@ -95,7 +95,7 @@ class _DistWithBackend:
 def cpu_rank_shims() -> Iterator[None]:
     """While rl_games' A2CBase.__init__ runs: join the process group with gloo instead of nccl.
     (The device rl_games would force to cuda:LOCAL_RANK is kept by the agent, see
-    tasks/utils/checkpointing.py.)"""
+    tasks/rlgames/checkpointing.py.)"""
     from rl_games.common import a2c_common
 
     saved = a2c_common.dist

@@ -14,7 +14,7 @@ stopped one if everything else that shapes the next iteration comes back too:
   scheduler carries from epoch to epoch (an adaptive schedule changes them), the per-env running
   returns and lengths, the done flags and the game statistics that decide the 'best' checkpoint.
 
-``RLGPUEnv`` (tasks/utils/rlgames_utils.py) returns ``capture`` from ``get_env_state`` and hands a
+``RLGPUEnv`` (tasks/rlgames/vecenv.py) returns ``capture`` from ``get_env_state`` and hands a
 checkpoint's state to ``ResumeState.restore``; rl_games' ``train()`` then calls ``reset()``, which
 returns the restored observations instead of resetting the envs, and the agent's state is put back
 at the next ``set_train_info`` (the first thing each epoch does). With a fixed seed, K+1 epochs in

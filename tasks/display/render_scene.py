@@ -13,8 +13,8 @@ from typing import Optional, Sequence, Tuple
 import mujoco
 import numpy as np
 
-from tasks.engines.mujoco_engine import FLOOR_NAME, build_scene_xml
-from tasks.utils.gl_backend import create_gl_context
+from tasks.engines.mujoco_scene import FLOOR_NAME, build_scene_xml
+from tasks.display.gl_backend import create_gl_context
 
 GHOST_PREFIX = "ghost_"
 GHOST_GROUP = 3
@@ -110,7 +110,7 @@ def follow_camera(cam: "mujoco.MjvCamera", lookat: np.ndarray, distance: float =
 
 
 class OffscreenRenderer:
-    """RGB frames of a model through an EGL or OSMesa context (tasks.utils.gl_backend)."""
+    """RGB frames of a model through an EGL or OSMesa context (tasks.display.gl_backend)."""
 
     def __init__(self, model: mujoco.MjModel, width: int = 640, height: int = 480):
         if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:

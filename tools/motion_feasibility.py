@@ -1,8 +1,8 @@
 """Where a clip asks for more than physics allows the MJCF character: ground penetration and
 centre-of-mass accelerations no floor contact can produce.
 
-    python -m poselib_utils.motion_feasibility motions/humanoid3d_run.txt
-    python -m poselib_utils.motion_feasibility motions/ --tolerance 2 --json feasibility.json
+    python -m tools.motion_feasibility motions/humanoid3d_run.txt
+    python -m tools.motion_feasibility motions/ --tolerance 2 --json feasibility.json
 
 All checks use the clip's own keyframes (no interpolation) posed on the character by MuJoCo:
 - **Ground penetration**: the depth of the deepest collision geom under the floor (z = 0), from
@@ -17,7 +17,7 @@ All checks use the clip's own keyframes (no interpolation) posed on the characte
   instant, so any distance between them is a jump the reference makes in no time: reported as the
   mean distance over bodies and the root's rotation.
 
-Policies are scored against the clip as it is (tasks/utils/tracking_metrics.py): where the clip
+Policies are scored against the clip as it is (tasks/tracking_metrics.py): where the clip
 breaks these laws, a simulated character has to leave it, whatever the policy.
 """
 import argparse
@@ -29,11 +29,8 @@ from typing import Dict, List, NamedTuple, Optional
 import mujoco
 import numpy as np
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from poselib_utils.repository import DEFAULT_MJCF as DEFAULT_ASSET
 
-DEFAULT_ASSET = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
 PENETRATION_REPORT_DEPTH = 0.005  # m: frames deeper than this count as under the floor
 
 
@@ -67,8 +64,8 @@ class FeasibilityCheck:
 
     def __init__(self, mjcf_path: str = DEFAULT_ASSET):
         from poselib_utils.data_loader import load_skeleton_from_mjcf
-        from tasks.engines.mujoco_engine import FLOOR_NAME, compile_scene
-        from tasks.utils.motion_lib import hinge_joint_names
+        from tasks.engines.mujoco_scene import FLOOR_NAME, compile_scene
+        from poselib_utils.retarget import hinge_joint_names
 
         self.skeleton = load_skeleton_from_mjcf(mjcf_path)
         self.model = compile_scene(mjcf_path, sim_dt=1.0 / 120.0, with_sensors=False)  # posed only, never stepped
@@ -87,7 +84,7 @@ class FeasibilityCheck:
         """Ground depth and COM acceleration at the keyframes of the clip at ``path``."""
         from poselib_utils.data_loader import load_motion
         from poselib_utils.retarget import clip_to_qpos
-        from tasks.utils.motion_lib import cycle_root_shift
+        from poselib_utils.retarget import cycle_root_shift
 
         clip = load_motion(path, self.skeleton)
         qpos = clip_to_qpos(clip, self.skeleton, self.hinges)
@@ -174,7 +171,7 @@ def main(argv=None) -> int:
         parser.error("--tolerance must not be negative")
 
     from poselib_utils.data_loader import DataFormatError
-    from poselib_utils.preview_motion import clip_paths
+    from tools.preview_motion import clip_paths
 
     check = FeasibilityCheck(args.asset)
     rows = []

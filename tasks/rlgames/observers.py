@@ -1,4 +1,5 @@
-"""Logging besides rl_games' tensorboard writer: several observers at once, and optional Weights & Biases.
+"""rl_games observers: the task's episode statistics in tensorboard, several observers at once, and
+optional Weights & Biases.
 
 Tensorboard is always on (rl_games writes runs/<experiment>/summaries on rank 0 only). With
 ``wandb_activate=True`` rank 0 also starts a wandb run that mirrors those tensorboard scalars
@@ -6,6 +7,7 @@ Tensorboard is always on (rl_games writes runs/<experiment>/summaries on rank 0 
 check_config stops with a clear message before start-up when the package is missing.
 """
 import re
+from collections import defaultdict
 from typing import Any, Dict, List
 
 from rl_games.common.algo_observer import AlgoObserver
@@ -65,3 +67,38 @@ class WandbObserver(AlgoObserver):
 def wandb_run_id(experiment_name: str) -> str:
     """wandb ids allow letters, digits, '-' and '_' only."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", experiment_name)[:128]
+
+
+class EpisodeStatsObserver(AlgoObserver):
+    """Averages the task's ``extras['episode']`` over an epoch and writes it to tensorboard."""
+
+    def __init__(self):
+        super().__init__()
+        self.sums = defaultdict(float)
+        self.weights = defaultdict(float)
+        self.writer = None
+        self.sim_failures = None
+
+    def after_init(self, algo):
+        self.writer = algo.writer
+
+    def process_infos(self, infos, done_indices):
+        episode = infos.get("episode") if isinstance(infos, dict) else None
+        if not episode:
+            return
+        num_done = episode["num_done"]
+        for key, value in episode.items():
+            if key != "num_done":
+                self.sums[key] = self.sums[key] + value * num_done
+                self.weights[key] = self.weights[key] + num_done
+        self.sim_failures = infos.get("sim_failures")
+
+    def after_print_stats(self, frame, epoch_num, total_time):
+        for key, total in self.sums.items():
+            weight = float(self.weights[key])
+            if weight > 0:
+                self.writer.add_scalar("episode/" + key, float(total) / weight, frame)
+        if self.sim_failures is not None:
+            self.writer.add_scalar("episode/sim_failures_total", float(self.sim_failures), frame)
+        self.sums.clear()
+        self.weights.clear()

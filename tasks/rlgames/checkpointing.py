@@ -19,7 +19,7 @@ from typing import Any, Iterable, List, Optional
 import torch
 from rl_games.algos_torch import a2c_continuous, torch_ext
 
-from tasks.utils import distributed
+from tasks.rlgames import distributed
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
@@ -89,7 +89,7 @@ class _Stopped(Exception):
 
 class PreemptibleA2CAgent(a2c_continuous.A2CAgent):
     """rl_games' continuous PPO agent with atomic checkpoints and a checkpoint-and-stop on SIGTERM.
-    On CPU ranks of a torchrun job it also keeps rl_games' multi_gpu off CUDA (tasks/utils/distributed.py)."""
+    On CPU ranks of a torchrun job it also keeps rl_games' multi_gpu off CUDA (tasks/rlgames/distributed.py)."""
 
     def __init__(self, base_name, params, stop_request: Optional[StopRequest] = None):
         self.stop_request = stop_request  # None: signals are not watched

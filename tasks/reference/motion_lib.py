@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from poselib_utils.data_loader import load_motion, load_skeleton_from_mjcf
-from poselib_utils.retarget import clip_to_qpos, subdivide_clip
-from tasks.utils.cuda_graph import GraphedFunction
-from tasks.utils.rotations import quat_conjugate, quat_mul, quat_slerp, quat_to_rotvec
+from poselib_utils.retarget import clip_to_qpos, cycle_root_shift, hinge_joint_names, subdivide_clip
+from tasks.reference.cuda_graph import GraphedFunction
+from tasks.rotations import quat_conjugate, quat_mul, quat_slerp, quat_to_rotvec
 
 
 # Reference frames are at most this far apart (s). At 120 Hz the backflip's reference state, put
@@ -39,18 +39,6 @@ class MotionState(NamedTuple):
     body_rot: torch.Tensor  # [N, B, 4]
     com_vel: torch.Tensor  # [N, 3]
     phase: torch.Tensor  # [N] in [0, 1]
-
-
-def hinge_joint_names(model: mujoco.MjModel) -> list:
-    return [model.joint(j).name for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE]
-
-
-def cycle_root_shift(qpos: np.ndarray) -> np.ndarray:
-    """How far a looping clip's root moves per cycle, horizontally (DeepMimic's cycle offset):
-    the next cycle's frames are this clip's ``qpos`` [F, 7 + hinges] shifted by it."""
-    shift = qpos[-1, 0:3] - qpos[0, 0:3]
-    shift[2] = 0.0
-    return shift
 
 
 def _finite_difference(values: np.ndarray, durations: np.ndarray) -> np.ndarray:

@@ -1,12 +1,12 @@
 """Play DeepMimic clips kinematically on the MJCF character (no policy), in a window or to an mp4.
 
-    python -m poselib_utils.preview_motion motions/humanoid3d_walk.txt               # window
-    python -m poselib_utils.preview_motion motions/humanoid3d_walk.txt --out walk.mp4
-    python -m poselib_utils.preview_motion motions/ --out all.mp4 --cycles 2         # every clip in a folder
+    python -m tools.preview_motion motions/humanoid3d_walk.txt               # window
+    python -m tools.preview_motion motions/humanoid3d_walk.txt --out walk.mp4
+    python -m tools.preview_motion motions/ --out all.mp4 --cycles 2         # every clip in a folder
 
 A clip of duration T played for C cycles at F frames/s gives round(C * T * F) + 1 frames (times
 0, 1/F, ..., C * T); clips of a folder play one after another, in name order. Looping clips
-carry their root displacement from cycle to cycle, as in training (tasks/utils/motion_lib.py).
+carry their root displacement from cycle to cycle, as in training (tasks/reference/motion_lib.py).
 """
 import argparse
 import os
@@ -14,8 +14,7 @@ import sys
 import time
 from typing import List
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_ASSET = os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
+from poselib_utils.repository import DEFAULT_MJCF as DEFAULT_ASSET
 
 
 def clip_paths(inputs: List[str]) -> List[str]:
@@ -62,15 +61,15 @@ def main(argv=None) -> int:
         parser.error("--fps and --cycles must be positive")
     paths = clip_paths(args.motions)
     if args.out:
-        from tasks.utils.gl_backend import select_gl_backend
+        from tasks.display.gl_backend import select_gl_backend
 
         select_gl_backend()  # before mujoco is imported
     elif not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
         raise SystemExit("no display: pass --out clip.mp4 to write a video instead")
 
     from poselib_utils.data_loader import DataFormatError
-    from tasks.utils.motion_lib import MotionLib
-    from tasks.utils.render_scene import GhostScene, follow_camera
+    from tasks.reference.motion_lib import MotionLib
+    from tasks.display.render_scene import GhostScene, follow_camera
 
     try:
         motion_lib = MotionLib(paths, args.asset, "cpu")
@@ -80,8 +79,8 @@ def main(argv=None) -> int:
     plan = [(i, p, frame_times(float(motion_lib.durations[i]), args.fps, args.cycles)) for i, p in enumerate(paths)]
 
     if args.out:
-        from tasks.utils.render_scene import OffscreenRenderer
-        from tasks.utils.viewer import Mp4Writer, ProgressLine
+        from tasks.display.render_scene import OffscreenRenderer
+        from tasks.display.viewer import Mp4Writer, ProgressLine
 
         renderer = OffscreenRenderer(scene.model, args.width, args.height)
         writer = Mp4Writer(args.out, args.fps)
@@ -118,6 +117,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    if REPO_ROOT not in sys.path:
-        sys.path.insert(0, REPO_ROOT)
     sys.exit(main())

@@ -96,7 +96,7 @@ class InteractiveViewer:
         self._last = time.time()
         self._handle = mujoco.viewer.launch_passive(scene.model, scene.data, key_callback=self._on_key,
                                                     show_left_ui=False, show_right_ui=False)
-        from tasks.utils.render_scene import follow_camera
+        from tasks.display.render_scene import follow_camera
         with self._handle.lock():
             follow_camera(self._handle.cam, scene.root_pos())
         print(VIEWER_HELP)
@@ -116,7 +116,7 @@ class InteractiveViewer:
 
     def show(self, qpos: np.ndarray, ghost_qpos: Optional[np.ndarray]) -> bool:
         """Draw one frame; blocks while paused. Returns True once after Backspace was pressed."""
-        from tasks.utils.render_scene import GHOST_GROUP
+        from tasks.display.render_scene import GHOST_GROUP
 
         if not self._handle.is_running():
             return False
@@ -149,7 +149,7 @@ class VideoRecorder:
 
     def __init__(self, scene, out_dir: str, fps: float, length: int = 100, freq: int = 1464, width: int = 640,
                  height: int = 480, tensorboard_dir: Optional[str] = None, frames_per_step: int = 1):
-        from tasks.utils.render_scene import OffscreenRenderer
+        from tasks.display.render_scene import OffscreenRenderer
 
         if length <= 0 or freq <= 0:
             raise ValueError("capture_video_len ({}) and capture_video_freq ({}) must be positive".format(
@@ -171,7 +171,7 @@ class VideoRecorder:
 
     def add_frame(self, step: int, show_ghost: bool = True) -> None:
         """Call with the state already in ``self.scene``; starts a clip where ``step`` is due."""
-        from tasks.utils.render_scene import follow_camera
+        from tasks.display.render_scene import follow_camera
 
         if self._writer is None:
             if step % self.freq != 0:
@@ -215,7 +215,7 @@ class TaskWatcher:
     viewer and/or a video recorder; the task calls ``after_step`` at the end of each step."""
 
     def __init__(self, task, mjcf_path: str, viewer: bool, video: Optional[Dict[str, Any]] = None):
-        from tasks.utils.render_scene import GhostScene
+        from tasks.display.render_scene import GhostScene
 
         self.task = task
         self.scene = GhostScene(mjcf_path, ghost=True)
