@@ -8,7 +8,7 @@ the matching components of the joint's offset. Written here rather than taken fr
 maintained parsers need Python >= 3.9 or PyGLM/matplotlib, and this project targets 3.8.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Sequence
 
 import numpy as np
@@ -66,11 +66,24 @@ def _error(path, line_no, message):
 
 
 def load_bvh(path: str) -> BvhMotion:
+    """Read a BVH file; any defect is a ``DataFormatError`` naming the file and the line or section."""
     if not os.path.isfile(path):
         raise DataFormatError(path, "", "file not found")
     with open(path, "r", errors="replace") as f:
         lines = f.read().splitlines()
-    tokens = []  # (line number, token)
+    tokens, motion_line = _hierarchy_tokens(path, lines)
+    joints = _HierarchyParser(path, tokens).parse()
+    num_frames, frame_time, first_frame_row = _motion_header(path, lines, motion_line)
+    width = sum(len(c) for c in joints.channels)
+    values = _frame_values(path, lines, first_frame_row, width, num_frames)
+    return BvhMotion(path, joints.names, np.array(joints.parents), np.stack(joints.offsets), joints.channels,
+                     joints.end_sites, frame_time, values)
+
+
+def _hierarchy_tokens(path, lines):
+    """The HIERARCHY section's tokens as (line number, token), braces split off so that ``Hips{``
+    reads as two tokens, and the index of the ``MOTION`` line."""
+    tokens = []
     motion_line = None
     for i, line in enumerate(lines):
         if line.strip().upper() == "MOTION":
@@ -81,82 +94,122 @@ def load_bvh(path: str) -> BvhMotion:
         raise DataFormatError(path, "line 1", "not a BVH file: expected 'HIERARCHY'")
     if motion_line is None:
         raise DataFormatError(path, "", "no 'MOTION' section")
+    return tokens, motion_line
 
-    names, parents, offsets, channels, end_sites = [], [], [], [], []
-    stack: List[int] = []  # joint indices; -2 marks an End Site block
-    pos = 1
-    pending = None  # (kind, name) awaiting '{'
 
-    def take(n):
-        nonlocal pos
-        if pos + n > len(tokens):
-            raise _error(path, tokens[-1][0], "unexpected end of HIERARCHY")
-        out = tokens[pos:pos + n]
-        pos += n
+@dataclass
+class _Hierarchy:
+    """The joints read from HIERARCHY, in file order (an offset or channel list is None until read)."""
+    names: List[str] = field(default_factory=list)
+    parents: List[int] = field(default_factory=list)
+    offsets: List[np.ndarray] = field(default_factory=list)
+    channels: List[List[str]] = field(default_factory=list)
+    end_sites: List[List[np.ndarray]] = field(default_factory=list)
+
+
+class _HierarchyParser:
+    """One pass over the HIERARCHY tokens. Open blocks are kept on a stack of joint indices; an
+    End Site block of joint j is pushed as ``-2 - j``, so that it is negative (no CHANNELS, no
+    child joints) and still tells which joint its OFFSET belongs to."""
+
+    def __init__(self, path, tokens):
+        self.path, self.tokens = path, tokens
+        self.next_token = 1  # past 'HIERARCHY'
+        self.stack: List[int] = []  # open blocks: joint j, or -2 - j for an End Site of joint j
+        self.pending = None  # ("joint", name) or ("end", None): a block header awaiting its '{'
+        self.joints = _Hierarchy()
+
+    def parse(self) -> _Hierarchy:
+        while self.next_token < len(self.tokens):
+            line_no, tok = self._take(1)[0]
+            key = tok.upper()
+            if key in ("ROOT", "JOINT"):
+                if (key == "ROOT") != (not self.stack and not self.joints.names):
+                    raise _error(self.path, line_no, "{} outside its place (one ROOT, JOINTs inside it)".format(tok))
+                self.pending = ("joint", self._take(1)[0][1])
+            elif key == "END":
+                self._take(1)
+                self.pending = ("end", None)
+            elif tok == "{":
+                self._open_block(line_no)
+            elif tok == "}":
+                self._close_block(line_no)
+            elif key == "OFFSET":
+                self._read_offset(line_no)
+            elif key == "CHANNELS":
+                self._read_channels(line_no)
+            else:
+                raise _error(self.path, line_no, "unexpected '{}'".format(tok))
+        if self.stack or not self.joints.names:
+            raise DataFormatError(self.path, "HIERARCHY", "unbalanced braces or no joints")
+        return self.joints
+
+    def _take(self, n):
+        """The next n tokens; running out is an error at the last line of HIERARCHY."""
+        if self.next_token + n > len(self.tokens):
+            raise _error(self.path, self.tokens[-1][0], "unexpected end of HIERARCHY")
+        out = self.tokens[self.next_token:self.next_token + n]
+        self.next_token += n
         return out
 
-    while pos < len(tokens):
-        line_no, tok = take(1)[0]
-        key = tok.upper()
-        if key in ("ROOT", "JOINT"):
-            if (key == "ROOT") != (not stack and not names):
-                raise _error(path, line_no, "{} outside its place (one ROOT, JOINTs inside it)".format(tok))
-            pending = ("joint", take(1)[0][1])
-        elif key == "END":
-            take(1)
-            pending = ("end", None)
-        elif tok == "{":
-            if pending is None:
-                raise _error(path, line_no, "'{' without ROOT/JOINT/End Site")
-            if pending[0] == "joint":
-                names.append(pending[1])
-                parents.append(stack[-1] if stack else -1)
-                offsets.append(None)
-                channels.append(None)
-                end_sites.append([])
-                stack.append(len(names) - 1)
-            else:
-                if not stack or stack[-1] < 0:
-                    raise _error(path, line_no, "End Site outside a joint")
-                stack.append(-2 - stack[-1])
-            pending = None
-        elif tok == "}":
-            if not stack:
-                raise _error(path, line_no, "unbalanced '}'")
-            j = stack.pop()
-            if j >= 0 and channels[j] is None:
-                raise _error(path, line_no, "joint '{}' has no CHANNELS line (missing channels)".format(names[j]))
-            if j >= 0 and offsets[j] is None:
-                raise _error(path, line_no, "joint '{}' has no OFFSET".format(names[j]))
-        elif key == "OFFSET":
-            vals = take(3)
-            try:
-                off = np.array([float(v) for _, v in vals])
-            except ValueError:
-                raise _error(path, line_no, "OFFSET needs 3 numbers")
-            if not stack:
-                raise _error(path, line_no, "OFFSET outside a joint")
-            if stack[-1] >= 0:
-                offsets[stack[-1]] = off
-            else:
-                end_sites[-2 - stack[-1]].append(off)
-        elif key == "CHANNELS":
-            if not stack or stack[-1] < 0:
-                raise _error(path, line_no, "CHANNELS outside a joint")
-            try:
-                n = int(take(1)[0][1])
-            except ValueError:
-                raise _error(path, line_no, "CHANNELS needs a count")
-            chans = [t for _, t in take(n)]
-            bad = [c for c in chans if c not in ROTATION_CHANNELS and c not in POSITION_CHANNELS]
-            if bad:
-                raise _error(path, line_no, "joint '{}': unknown channels {}".format(names[stack[-1]], bad))
-            channels[stack[-1]] = chans
+    def _open_block(self, line_no):
+        if self.pending is None:
+            raise _error(self.path, line_no, "'{' without ROOT/JOINT/End Site")
+        if self.pending[0] == "joint":
+            joints = self.joints
+            joints.names.append(self.pending[1])
+            joints.parents.append(self.stack[-1] if self.stack else -1)
+            joints.offsets.append(None)
+            joints.channels.append(None)
+            joints.end_sites.append([])
+            self.stack.append(len(joints.names) - 1)
         else:
-            raise _error(path, line_no, "unexpected '{}'".format(tok))
-    if stack or not names:
-        raise DataFormatError(path, "HIERARCHY", "unbalanced braces or no joints")
+            if not self.stack or self.stack[-1] < 0:
+                raise _error(self.path, line_no, "End Site outside a joint")
+            self.stack.append(-2 - self.stack[-1])
+        self.pending = None
 
+    def _close_block(self, line_no):
+        if not self.stack:
+            raise _error(self.path, line_no, "unbalanced '}'")
+        j = self.stack.pop()
+        if j >= 0 and self.joints.channels[j] is None:
+            raise _error(self.path, line_no, "joint '{}' has no CHANNELS line (missing channels)".format(
+                self.joints.names[j]))
+        if j >= 0 and self.joints.offsets[j] is None:
+            raise _error(self.path, line_no, "joint '{}' has no OFFSET".format(self.joints.names[j]))
+
+    def _read_offset(self, line_no):
+        vals = self._take(3)
+        try:
+            off = np.array([float(v) for _, v in vals])
+        except ValueError:
+            raise _error(self.path, line_no, "OFFSET needs 3 numbers")
+        if not self.stack:
+            raise _error(self.path, line_no, "OFFSET outside a joint")
+        if self.stack[-1] >= 0:
+            self.joints.offsets[self.stack[-1]] = off
+        else:
+            self.joints.end_sites[-2 - self.stack[-1]].append(off)
+
+    def _read_channels(self, line_no):
+        if not self.stack or self.stack[-1] < 0:
+            raise _error(self.path, line_no, "CHANNELS outside a joint")
+        try:
+            n = int(self._take(1)[0][1])
+        except ValueError:
+            raise _error(self.path, line_no, "CHANNELS needs a count")
+        chans = [t for _, t in self._take(n)]
+        bad = [c for c in chans if c not in ROTATION_CHANNELS and c not in POSITION_CHANNELS]
+        if bad:
+            raise _error(self.path, line_no, "joint '{}': unknown channels {}".format(
+                self.joints.names[self.stack[-1]], bad))
+        self.joints.channels[self.stack[-1]] = chans
+
+
+def _motion_header(path, lines, motion_line):
+    """``Frames: N`` and ``Frame Time: dt`` (the first two non-blank lines after ``MOTION``), checked,
+    and the index of the line after them, where the frames start."""
     header = {}
     row = motion_line + 1
     while row < len(lines) and len(header) < 2:
@@ -174,9 +227,13 @@ def load_bvh(path: str) -> BvhMotion:
         raise DataFormatError(path, "MOTION", "zero-length clip: {} frames (at least 2 needed)".format(num_frames))
     if not frame_time > 0:
         raise DataFormatError(path, "MOTION", "'Frame Time' must be positive, got {}".format(frame_time))
-    width = sum(len(c) for c in channels)
+    return num_frames, frame_time, row
+
+
+def _frame_values(path, lines, first_row, width, num_frames) -> np.ndarray:
+    """The channel values [num_frames, width] from ``first_row`` on; blank lines are skipped."""
     data = []
-    for i in range(row, len(lines)):
+    for i in range(first_row, len(lines)):
         if not lines[i].strip():
             continue
         try:
@@ -184,7 +241,8 @@ def load_bvh(path: str) -> BvhMotion:
         except ValueError:
             raise _error(path, i + 1, "frame {}: not all numbers".format(len(data)))
         if len(vals) != width:
-            raise _error(path, i + 1, "frame {} has {} values, the channels need {}".format(len(data), len(vals), width))
+            raise _error(path, i + 1, "frame {} has {} values, the channels need {}".format(
+                len(data), len(vals), width))
         data.append(vals)
     if len(data) != num_frames:
         raise DataFormatError(path, "MOTION", "header says {} frames, file has {}".format(num_frames, len(data)))
@@ -192,7 +250,7 @@ def load_bvh(path: str) -> BvhMotion:
     if not np.all(np.isfinite(values)):
         raise DataFormatError(path, "MOTION", "frame {} has a non-finite value".format(
             int(np.argmin(np.isfinite(values).all(axis=1)))))
-    return BvhMotion(path, names, np.array(parents), np.stack(offsets), channels, end_sites, frame_time, values)
+    return values
 
 
 def write_bvh(path: str, names: Sequence[str], parents: Sequence[int], offsets: np.ndarray, root_pos: np.ndarray,

@@ -25,6 +25,7 @@ A joint map's BVH names match ignoring case and a namespace prefix: ``Hips`` mat
 """
 import argparse
 import os
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -138,108 +139,161 @@ def _min_rotation(a, b) -> Rotation:
 
 def retarget_bvh(bvh: BvhMotion, joint_map: Dict[str, List[str]], character: Character, fps: float = 30.0,
                  up: str = "y", map_name: str = "map"):
-    """Character root positions [F, 3] and local rotations [F, J, 4] (xyzw, Z-up) following ``bvh``,
-    with the scaled BVH joint positions [F, J, 3] they follow (for the error report)."""
+    """The character following ``bvh`` at ``fps``, as four values: root positions [F, 3], local
+    rotations [F, J, 4] (xyzw, Z-up), the scaled BVH joint positions [F, J, 3] they follow (for the
+    error report), and the scale applied to the BVH (the character's leg length over the BVH's)."""
     if up not in ("y", "z"):
         raise ValueError("up must be 'y' or 'z', got {!r}".format(up))
     src = resolve_joint_map(joint_map, bvh, map_name)
     axes = Y_UP_TO_Z_UP if up == "y" else Rotation.identity()
+    pos, glob, rest_pos = _bvh_world_pose(bvh, fps, axes)
+    scale = _leg_length_scale(bvh, character, src, rest_pos, map_name)
+    names = character.names
+    target_pos = np.stack([scale * pos[src[n]] for n in names], axis=1)  # [F, J, 3]
+    rest_src = np.stack([scale * rest_pos[src[n]] for n in names])
+    poser = _CharacterPoser(character)
+    rest = poser.rest_alignment(rest_src, axes)
+    local = np.zeros((len(target_pos), len(names), 4))
+    for f in range(len(target_pos)):
+        g_src = [glob[src[n]][f] for n in names]
+        g, hinge = poser.pose_frame(target_pos[f], g_src, rest)
+        local[f] = _local_rotations(character, g, hinge)
+    return target_pos[:, 0].copy(), local, target_pos, scale
+
+
+def _bvh_world_pose(bvh: BvhMotion, fps: float, axes: Rotation):
+    """The BVH resampled to ``fps`` in our world (``axes`` turns its up axis to z): per BVH joint,
+    positions [F, 3] and global rotations, and its rest-pose (all channels zero) positions [3]."""
     trans, rots = _resample(bvh, fps)
-    num = trans[0].shape[0]
     pos, glob = _fk(bvh.parents, trans, rots)
     pos = [axes.apply(p) for p in pos]
     glob = [axes * g for g in glob]
     rest_pos, _ = _fk(bvh.parents, [o[None] for o in bvh.offsets], [Rotation.identity(1)] * len(bvh.names))
     rest_pos = [axes.apply(p)[0] for p in rest_pos]
+    return pos, glob, rest_pos
 
-    names, parents, offsets = character.names, character.parents, character.offsets
-    jid = {n: i for i, n in enumerate(names)}
+
+def _leg_length_scale(bvh: BvhMotion, character: Character, src: Dict[str, int], rest_pos, map_name: str) -> float:
+    """The character's hip-knee-ankle length over the BVH's rest one, averaged over the mapped legs:
+    a ratio of lengths, so it also converts the BVH's units (cm, inches) to metres."""
+    offsets = character.offsets
+    jid = {n: i for i, n in enumerate(character.names)}
     legs = [("right_hip", "right_knee", "right_ankle"), ("left_hip", "left_knee", "left_ankle")]
     legs = [leg for leg in legs if all(n in src for n in leg)]
     if not legs:
-        raise DataFormatError(bvh.path, "joint map '{}'".format(map_name), "needs hip, knee and ankle to scale by leg length")
+        raise DataFormatError(bvh.path, "joint map '{}'".format(map_name),
+                              "needs hip, knee and ankle to scale by leg length")
     tgt_len = np.mean([np.linalg.norm(offsets[jid[k]]) + np.linalg.norm(offsets[jid[a]]) for _, k, a in legs])
-    src_len = np.mean([np.linalg.norm(rest_pos[src[k]] - rest_pos[src[h]]) + np.linalg.norm(rest_pos[src[a]] - rest_pos[src[k]])
-                       for h, k, a in legs])
+    src_len = np.mean([np.linalg.norm(rest_pos[src[k]] - rest_pos[src[h]])
+                       + np.linalg.norm(rest_pos[src[a]] - rest_pos[src[k]]) for h, k, a in legs])
     if not src_len > 1e-9:
         raise DataFormatError(bvh.path, "HIERARCHY", "the mapped legs have zero length")
-    scale = tgt_len / src_len
-    target_pos = np.stack([scale * pos[src[n]] for n in names], axis=1)  # [F, J, 3]
-    rest_src = np.stack([scale * rest_pos[src[n]] for n in names])
+    return tgt_len / src_len
 
-    children = [character.children(j) for j in range(len(names))]
 
-    def limb(j):
+def _bend_angle(u, v):
+    """The angle between u and v, by arctan2: accurate for a nearly straight limb, unlike arccos."""
+    return np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.sum(u * v, axis=-1))
+
+
+@dataclass
+class _RestAlignment:
+    """How the two rest poses line up: a BVH joint's global rotation times ``bvh_rest_inv`` times
+    ``character_rest`` is the character joint's rotation that turns with it from the rest pose."""
+    bvh_rest_inv: List[Rotation]  # per character joint: its BVH joint's rest global rotation, inverted
+    character_rest: List[Rotation]  # per character joint: its global rotation in the BVH's rest pose
+
+
+class _CharacterPoser:
+    """Poses the character joint by joint so that its bones point where the mapped BVH bones point
+    (the rules are in the module docstring)."""
+
+    def __init__(self, character: Character):
+        self.character = character
+        self.names, self.parents, self.offsets = character.names, character.parents, character.offsets
+        self.children = [character.children(j) for j in range(len(self.names))]
+
+    def rest_alignment(self, rest_targets: np.ndarray, axes: Rotation) -> _RestAlignment:
+        """The character posed as the BVH's rest pose (whose global rotations are the axis change
+        alone), so that the two rest poses need not match."""
+        rest_g, _ = self.pose_frame(rest_targets, [axes] * len(self.names), None)
+        return _RestAlignment([axes.inv()] * len(self.names), rest_g)
+
+    def limb(self, j):
         """(child, grandchild, sign) when j drives a 1-DOF knee/elbow with one child."""
-        if len(children[j]) == 1:
-            c = children[j][0]
-            if character.types[c] == "revolute" and len(children[c]) == 1:
-                lo, hi = character.hinge_range(names[c])
+        if len(self.children[j]) == 1:
+            c = self.children[j][0]
+            if self.character.types[c] == "revolute" and len(self.children[c]) == 1:
+                lo, hi = self.character.hinge_range(self.names[c])
                 sign = -1.0 if (lo <= hi and lo + hi < 0) else 1.0
-                return c, children[c][0], sign
+                return c, self.children[c][0], sign
         return None
 
-    def bend(u, v):
-        return np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.sum(u * v, axis=-1))
-
-    def pose_frame(p, g_src, rest_align):
-        """Character global rotations for one frame (p: [J, 3] targets; g_src: BVH globals)."""
-        out: List[Optional[Rotation]] = [None] * len(names)
+    def pose_frame(self, p, g_src, rest: Optional[_RestAlignment]):
+        """Character global rotations for one frame (p: [J, 3] targets; g_src: BVH globals; rest:
+        None while posing the rest pose itself) and the hinge angles of the limbs' knees/elbows."""
+        offsets, children = self.offsets, self.children
+        out: List[Optional[Rotation]] = [None] * len(self.names)
         hinge = {}
-        for j in range(len(names)):
+        for j in range(len(self.names)):
             if out[j] is not None:
                 continue
             kids = children[j]
-            twist_ref = g_src[j] * rest_align["src_rest_inv"][j] * rest_align["q"][j] if rest_align else None
-            lm = limb(j)
+            twist_ref = g_src[j] * rest.bvh_rest_inv[j] * rest.character_rest[j] if rest is not None else None
+            lm = self.limb(j)
             if len(kids) >= 2:
                 out[j] = Rotation.align_vectors([p[c] - p[j] for c in kids], [offsets[c] for c in kids])[0]
             elif lm is not None:
-                c, gc, sign = lm
-                u, v = p[c] - p[j], p[gc] - p[c]
-                theta = sign * float(bend(u, v))
-                d2 = Rotation.from_rotvec(theta * REVOLUTE_AXIS).apply(offsets[gc])
-                vecs, refs, w = [u, v], [offsets[c], d2], [1e6, min(1.0, (theta / 0.3) ** 2)]
-                if twist_ref is not None:
-                    vecs.append(twist_ref.apply(REVOLUTE_AXIS))
-                    refs.append(REVOLUTE_AXIS)
-                    w.append(1e-3 + max(0.0, 1.0 - w[1]))
-                if w[1] < 1e-6 and twist_ref is None:
-                    out[j] = _min_rotation(offsets[c], u)
-                else:
-                    out[j] = Rotation.align_vectors(vecs, refs, weights=w)[0]
+                out[j], theta = self._aim_limb(j, lm, p, twist_ref)
+                c = lm[0]
                 hinge[c] = theta
                 out[c] = out[j] * Rotation.from_rotvec(theta * REVOLUTE_AXIS)
             elif len(kids) == 1:
                 c = kids[0]
                 base = twist_ref if twist_ref is not None else Rotation.identity()
                 out[j] = _min_rotation(base.apply(offsets[c]), p[c] - p[j]) * base
+            elif rest is not None:
+                out[j] = g_src[j] * rest.bvh_rest_inv[j] * rest.character_rest[self.parents[j]]
             else:
-                parent_rest = rest_align["g"][parents[j]] if rest_align else Rotation.identity()
-                out[j] = (g_src[j] * rest_align["src_rest_inv"][j] * parent_rest) if rest_align else parent_rest
+                out[j] = Rotation.identity()
         return out, hinge
 
-    # The character posed as the BVH's rest pose: the alignment of rest frames.
-    src_rest_inv = [axes.inv()] * len(names)  # BVH rest globals are the axis change alone
-    rest_g, _ = pose_frame(rest_src, [axes] * len(names), None)
-    rest_align = {"g": rest_g, "src_rest_inv": src_rest_inv, "q": rest_g}
+    def _aim_limb(self, j, limb, p, twist_ref):
+        """The upper joint's global rotation and the hinge angle. The upper bone is aimed exactly
+        (weight 1e6); the lower bone fixes the turn about it in proportion to the bend (fully from
+        0.3 rad), and the BVH's own twist takes over as the limb straightens and its plane vanishes."""
+        offsets = self.offsets
+        c, gc, sign = limb
+        u, v = p[c] - p[j], p[gc] - p[c]
+        theta = sign * float(_bend_angle(u, v))
+        d2 = Rotation.from_rotvec(theta * REVOLUTE_AXIS).apply(offsets[gc])
+        vecs, refs, w = [u, v], [offsets[c], d2], [1e6, min(1.0, (theta / 0.3) ** 2)]
+        if twist_ref is not None:
+            vecs.append(twist_ref.apply(REVOLUTE_AXIS))
+            refs.append(REVOLUTE_AXIS)
+            w.append(1e-3 + max(0.0, 1.0 - w[1]))
+        if w[1] < 1e-6 and twist_ref is None:
+            return _min_rotation(offsets[c], u), theta
+        return Rotation.align_vectors(vecs, refs, weights=w)[0], theta
 
-    local = np.zeros((num, len(names), 4))
-    for f in range(num):
-        g_src = [glob[src[n]][f] for n in names]
-        g, hinge = pose_frame(target_pos[f], g_src, rest_align)
-        for j in range(len(names)):
-            if character.types[j] == "revolute":
-                theta = hinge.get(j)
-                if theta is None:
-                    theta = float(np.squeeze(2.0 * np.arctan2((g[parents[j]].inv() * g[j]).as_quat()[:3] @ REVOLUTE_AXIS,
-                                                              (g[parents[j]].inv() * g[j]).as_quat()[3])))
-                local[f, j] = Rotation.from_rotvec(theta * REVOLUTE_AXIS).as_quat()
-            elif character.types[j] == "fixed":
-                local[f, j] = [0.0, 0.0, 0.0, 1.0]
-            else:
-                local[f, j] = (g[j] if parents[j] < 0 else g[parents[j]].inv() * g[j]).as_quat()
-    return target_pos[:, 0].copy(), local, target_pos, scale
+
+def _local_rotations(character: Character, g, hinge) -> np.ndarray:
+    """Local rotations [J, 4] (xyzw) from one frame's global ones: a hinge turns about its axis only,
+    by the angle the poser set, else by the twist of its relative rotation about the axis."""
+    parents = character.parents
+    local = np.zeros((len(character.names), 4))
+    for j in range(len(character.names)):
+        if character.types[j] == "revolute":
+            theta = hinge.get(j)
+            if theta is None:
+                relative = (g[parents[j]].inv() * g[j]).as_quat()
+                theta = float(np.squeeze(2.0 * np.arctan2(relative[:3] @ REVOLUTE_AXIS, relative[3])))
+            local[j] = Rotation.from_rotvec(theta * REVOLUTE_AXIS).as_quat()
+        elif character.types[j] == "fixed":
+            local[j] = [0.0, 0.0, 0.0, 1.0]
+        else:
+            local[j] = (g[j] if parents[j] < 0 else g[parents[j]].inv() * g[j]).as_quat()
+    return local
 
 
 def _foot_bottom(character: Character, qpos: np.ndarray, feet: Sequence[str]) -> np.ndarray:

@@ -41,6 +41,14 @@ def dog_ctrl_path(deepmimic_data):
     return os.path.join(deepmimic_data, "controllers", "dog3d_ctrl.txt")
 
 
+@pytest.fixture(scope="module")
+def task():
+    """HumanoidDeepMimic with the default config on the CPU engine (tests/task_helpers.py)."""
+    from task_helpers import make_task
+
+    return make_task()
+
+
 @pytest.fixture(scope="session")
 def committed_mjcf_path():
     return os.path.join(REPO_ROOT, "assets", "mjcf", "humanoid3d.xml")
