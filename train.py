@@ -34,9 +34,21 @@ def check_config(cfg: DictConfig) -> str:
     if cfg.wandb_activate and importlib.util.find_spec("wandb") is None:
         raise SystemExit("wandb_activate=True needs the 'wandb' package: pip install wandb "
                          "(tensorboard logs are written either way)")
-    if cfg.checkpoint and not os.path.isfile(cfg.checkpoint):
-        raise SystemExit("checkpoint {} does not exist".format(cfg.checkpoint))
+    if cfg.checkpoint:
+        _check_checkpoint_file(cfg.checkpoint)
     return engine
+
+
+def _check_checkpoint_file(path: str) -> None:
+    """Read safely (nothing in the file runs) before anything else opens it."""
+    from tasks.rlgames.checkpoint_loading import CheckpointError, load_checkpoint
+
+    if not os.path.isfile(path):
+        raise SystemExit("checkpoint {} does not exist".format(path))
+    try:
+        load_checkpoint(path)
+    except CheckpointError as err:
+        raise SystemExit(str(err))
 
 
 def _check_engine(name: str) -> str:
@@ -95,12 +107,14 @@ def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int, termi
     """A checkpoint trained with other observations or actions fails here, naming both sizes; one
     trained under other early-termination settings (``termination``: the task's) gets a warning
     giving the overrides it was trained with, since its episodes would end differently here."""
-    import torch
-
+    from tasks.rlgames.checkpoint_loading import CheckpointError, load_checkpoint
     from tasks.rlgames.export_checkpoint import training_termination_settings
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = state.get("model", {}) if isinstance(state, dict) else {}
+    try:
+        state = load_checkpoint(checkpoint)
+    except CheckpointError as err:
+        raise SystemExit(str(err))
+    model = state["model"]
     running_mean = model.get("running_mean_std.running_mean")
     mu = model.get("a2c_network.mu.weight")
     if running_mean is not None and running_mean.shape[0] != num_obs:
@@ -109,7 +123,7 @@ def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int, termi
     if mu is not None and mu.shape[0] != num_actions:
         raise SystemExit("checkpoint {} was trained with {} actions; this task has {}".format(
             checkpoint, mu.shape[0], num_actions))
-    trained = training_termination_settings(state) if isinstance(state, dict) else None
+    trained = training_termination_settings(state)
     for key, value in sorted((trained or {}).items()):
         if key in termination and termination[key] != value:
             shown = "[{}]".format(",".join(value)) if isinstance(value, list) else value
@@ -147,10 +161,14 @@ def main(cfg: DictConfig) -> None:
         check_checkpoint_fits(cfg.checkpoint, task.num_obs, task.num_actions, task.termination_settings)
     if not cfg.test and ranks.is_main:
         _save_resolved_config(cfg, engine, sim_device, rl_device, ranks.world_size, run_dir)
-    runner = _make_runner(cfg, ranks.is_main, run_dir)
-    runner.load(train_cfg)
-    runner.reset()
-    runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
+    runner, stop_request = _make_runner(cfg, ranks.is_main, run_dir)
+    try:
+        runner.load(train_cfg)
+        runner.reset()
+        runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
+    finally:
+        if stop_request is not None:
+            stop_request.uninstall()
     tasks_made.close()  # rl_games never closes its env: windows, video files and engine threads end here
     distributed.shutdown()
 
@@ -237,7 +255,8 @@ def _save_resolved_config(cfg: DictConfig, engine: str, sim_device: str, rl_devi
 
 
 def _make_runner(cfg: DictConfig, is_main: bool, run_dir: str):
-    """rl_games' runner with our observers, the preemptible agent and, to play, the evaluation player."""
+    """rl_games' runner with our observers, the preemptible agent and, to play, the evaluation player;
+    and the stop request watching SIGTERM while training (None when playing)."""
     from rl_games.torch_runner import Runner
 
     from tasks.rlgames.checkpointing import StopRequest, register_preemptible_agent
@@ -253,7 +272,7 @@ def _make_runner(cfg: DictConfig, is_main: bool, run_dir: str):
     register_preemptible_agent(runner, stop_request)
     if cfg.test:  # tracking metrics at the end of play
         register_evaluation_player(runner)
-    return runner
+    return runner, stop_request
 
 
 if __name__ == "__main__":

@@ -163,14 +163,14 @@ def evaluate(run: Run, checkpoint: str, args) -> dict:
 
 def curve(run: Run, start: float, args) -> List[dict]:
     """One row per evaluated checkpoint: epoch, seconds since the run started, samples, metrics."""
-    import torch
+    from tasks.rlgames.checkpoint_loading import load_checkpoint
 
     checkpoints = checkpoints_to_evaluate(run, start, args.eval_every)
     with concurrent.futures.ThreadPoolExecutor(args.parallel_evals) as pool:
         results = list(pool.map(lambda c: evaluate(run, c, args), checkpoints))
     rows = []
     for checkpoint, result in zip(checkpoints, results):
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = load_checkpoint(checkpoint)
         metrics = result["metrics"]["all"]
         rows.append(dict({"epoch": state["epoch"], "seconds": round(os.path.getmtime(checkpoint) - start, 1),
                           "samples": state["frame"], "checkpoint": os.path.relpath(checkpoint, REPO_ROOT)},

@@ -41,7 +41,7 @@ def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
         atomic_save(_state(2), path)
     monkeypatch.undo()
     assert os.listdir(str(tmp_path)) == ["agent.pth"]  # no partial temp file left
-    assert torch.load(path, weights_only=False)["epoch"] == 1
+    assert torch.load(path, weights_only=True)["epoch"] == 1
 
 
 def test_the_same_crash_breaks_a_plain_torch_save(tmp_path, monkeypatch):
@@ -53,7 +53,7 @@ def test_the_same_crash_breaks_a_plain_torch_save(tmp_path, monkeypatch):
         torch.save(_state(2), path)
     monkeypatch.undo()
     with pytest.raises(Exception):
-        torch.load(path, weights_only=False)
+        torch.load(path, weights_only=True)
 
 
 def test_kill_mid_write_keeps_previous_checkpoint(tmp_path):
@@ -72,10 +72,10 @@ def test_kill_mid_write_keeps_previous_checkpoint(tmp_path):
     """).format(root=REPO_ROOT, path=path)
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert torch.load(path, weights_only=False)["epoch"] == 1
+    assert torch.load(path, weights_only=True)["epoch"] == 1
     atomic_save(_state(3), path)
     assert os.listdir(str(tmp_path)) == ["agent.pth"]
-    assert torch.load(path, weights_only=False)["epoch"] == 3
+    assert torch.load(path, weights_only=True)["epoch"] == 3
 
 
 def test_rank_devices_follow_isaacgymenvs():
@@ -144,7 +144,7 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resumes(experiment):
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out
     path = _sigterm_checkpoint(run_dir)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     epoch = state["epoch"]
     assert epoch >= 1 and path.endswith("_ep_{}_sigterm.pth".format(epoch))
     assert state["frame"] == epoch * 8 * HORIZON  # every finished epoch counted, one process
@@ -160,7 +160,7 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resumes(experiment):
     assert "epoch: {}/{}".format(epoch + 1, epoch + 1) in text and "epoch: 1/" not in text, text[-3000:]
     final = glob.glob(os.path.join(run_dir, "nn", "last_HumanoidDeepMimic_ep_{}_rew*.pth".format(epoch + 1)))
     assert len(final) == 1
-    assert torch.load(final[0], weights_only=False)["frame"] == (epoch + 1) * 8 * HORIZON
+    assert torch.load(final[0], weights_only=True)["frame"] == (epoch + 1) * 8 * HORIZON
 
 
 def _worker_pids(torchrun_pid):
@@ -190,7 +190,7 @@ def test_two_processes_on_cpu_stop_together_when_one_rank_is_signalled(experimen
     assert proc.returncode == 0, out[-3000:]
     assert "world_size = 2" in out and "self.seed = 42" in out and "self.seed = 43" in out  # seed + RANK
     path = _sigterm_checkpoint(run_dir)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     assert state["frame"] == state["epoch"] * 8 * HORIZON * 2  # rl_games counts both ranks' samples
     assert len(state["optimizer"]["state"]) > 0
     assert out.count("stopped by signal after epoch {}".format(state["epoch"])) == 2  # same epoch on both ranks

@@ -56,7 +56,7 @@ def test_training_writes_checkpoint_and_config(trained):
     assert cfg["task"]["env"]["num_envs"] == 16
     assert cfg["train"]["params"]["config"]["max_epochs"] == 6
     assert cfg["sim_engine"] in ("auto", "mujoco")
-    model = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    model = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
     assert model["running_mean_std.running_mean"].shape == (NUM_OBS,)
     assert model["a2c_network.mu.weight"].shape[0] == NUM_ACTIONS
     assert all(torch.isfinite(v).all() for v in model.values() if torch.is_tensor(v) and v.is_floating_point())
@@ -113,7 +113,7 @@ def test_playing_under_other_termination_settings_warns_with_the_trained_overrid
 
     with open(os.path.join(REPO_ROOT, "cfg", "task", "HumanoidDeepMimic.yaml")) as f:
         defaults = yaml.safe_load(f)["env"]
-    state = torch.load(trained_checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)
     assert state["env_state"]["task"]["termination"] == {
         "contact_bodies": defaults["contact_bodies"], "termination_distance": defaults["termination_distance"],
         "contact_force_threshold": defaults["contact_force_threshold"]}

@@ -106,15 +106,15 @@ class MujocoEngine(Engine):
         self._publish(slice(None))
 
     def capture_state(self):
-        """The exact float64 MuJoCo states, controls and sensor readings of every env."""
-        return {"engine": type(self).__name__, "state": self._state.copy(), "ctrl": self._ctrl.copy(),
-                "sensors": self._sensors.copy()}
+        """The exact float64 MuJoCo states, controls and sensor readings of every env (as tensors)."""
+        return {"engine": type(self).__name__, "state": torch.from_numpy(self._state.copy()),
+                "ctrl": torch.from_numpy(self._ctrl.copy()), "sensors": torch.from_numpy(self._sensors.copy())}
 
     def restore_state(self, state) -> None:
         self._check_state_fits(state)
-        self._state[:] = state["state"]
-        self._ctrl[:] = state["ctrl"]
-        self._sensors[:] = state["sensors"]
+        self._state[:] = state["state"].numpy()
+        self._ctrl[:] = state["ctrl"].numpy()
+        self._sensors[:] = state["sensors"].numpy()
         self._publish(slice(None))
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ import torch
 from rl_games.algos_torch import a2c_continuous, torch_ext
 
 from tasks.rlgames import distributed
+from tasks.rlgames.checkpoint_loading import CheckpointError, check_weights_fit, load_checkpoint
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
@@ -112,6 +113,26 @@ class PreemptibleA2CAgent(a2c_continuous.A2CAgent):
     @device_name.setter
     def device_name(self, value: str) -> None:
         self._device_name = self._pinned_device or value
+
+    def get_full_state_weights(self):
+        state = super().get_full_state_weights()
+        # rl_games keeps its best mean reward as a numpy scalar; as a float the file loads with weights_only=True
+        state["last_mean_rewards"] = float(state["last_mean_rewards"])
+        return state
+
+    def restore(self, fn: str, set_epoch: bool = True) -> None:
+        """Resume from a training checkpoint, or fine-tune from a policy's weights alone (a shipped or
+        exported one: fresh optimizer, epoch count and envs), read safely (checkpoint_loading.py)."""
+        try:
+            checkpoint = load_checkpoint(fn)
+            check_weights_fit(fn, checkpoint, self.model)
+        except CheckpointError as err:
+            raise SystemExit(str(err))
+        if "optimizer" not in checkpoint:
+            self.set_weights(checkpoint)
+            print("fine-tuning from the weights of {}: a fresh optimizer and epoch count".format(fn))
+            return
+        self.set_full_state_weights(checkpoint, set_epoch=set_epoch)
 
     def save(self, fn: str) -> None:
         path = fn + ".pth"

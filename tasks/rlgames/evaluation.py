@@ -9,8 +9,9 @@ metrics to ``train.params.config.player.metrics_json`` when that is set.
 import time
 from typing import Dict, Optional
 
-from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.players import PpoPlayerContinuous
+
+from tasks.rlgames.checkpoint_loading import CheckpointError, check_weights_fit, load_checkpoint
 
 from tasks.tracking_metrics import format_table, format_worst_bodies, write_json
 
@@ -77,7 +78,11 @@ class EvaluationPlayer(PpoPlayerContinuous):
         """The policy and its observation normaliser only: play starts every env afresh. (rl_games'
         players hand a checkpoint's ``env_state``, the training envs' state kept for exact resume,
         to the env, which here is the task itself.)"""
-        checkpoint = torch_ext.load_checkpoint(fn)
+        try:
+            checkpoint = load_checkpoint(fn)
+            check_weights_fit(fn, checkpoint, self.model)
+        except CheckpointError as err:
+            raise SystemExit(str(err))
         self.model.load_state_dict(checkpoint["model"])
         if self.normalize_input and "running_mean_std" in checkpoint:
             self.model.running_mean_std.load_state_dict(checkpoint["running_mean_std"])

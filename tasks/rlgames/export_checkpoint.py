@@ -8,11 +8,14 @@ from typing import Optional
 
 import torch
 
+from tasks.rlgames.checkpoint_loading import CheckpointError, load_checkpoint
+
 
 def export_checkpoint(source: str, target: str) -> None:
-    state = torch.load(source, map_location="cpu", weights_only=False)
-    if "model" not in state:
-        raise SystemExit("{} has no 'model' entry: not an rl_games checkpoint".format(source))
+    try:
+        state = load_checkpoint(source)
+    except CheckpointError as err:
+        raise SystemExit(str(err))
     model = {k: (v.half() if v.dtype == torch.float32 and v.dim() == 2 else v) for k, v in state["model"].items()}
     exported = {"model": model, "epoch": state.get("epoch"), "frame": state.get("frame")}
     termination = training_termination_settings(state)

@@ -27,7 +27,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: numpy's generator state as a tensor (checkpoints load with weights_only=True)
 TASK_BUFFERS = ("motion_ids", "motion_times", "progress_buf", "reset_buf", "timeout_buf", "obs_buf", "rew_buf",
                 "actions", "total_sim_failures")
 AGENT_TENSORS = ("dones", "current_rewards", "current_shaped_rewards", "current_lengths")
@@ -35,7 +35,10 @@ AGENT_METERS = ("game_rewards", "game_shaped_rewards", "game_lengths")
 
 
 def capture_rng_state() -> Dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()  # numpy's legacy MT19937 state
+    numpy_state = {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                   "cached_gaussian": float(cached_gaussian)}
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -43,7 +46,9 @@ def capture_rng_state() -> Dict[str, Any]:
 
 def restore_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    saved = state["numpy"]
+    np.random.set_state(("MT19937", saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"],
+                         saved["cached_gaussian"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -81,7 +86,7 @@ def capture_agent_state(algo) -> Dict[str, Any]:
     for k in AGENT_METERS:
         meter = getattr(algo, k, None)
         if meter is not None and torch.is_tensor(getattr(meter, "mean", None)):
-            state[k] = {"mean": _cpu(meter.mean), "current_size": getattr(meter, "current_size", 0)}
+            state[k] = {"mean": _cpu(meter.mean), "current_size": int(getattr(meter, "current_size", 0))}
     return state
 
 
