@@ -55,9 +55,24 @@ def isaacgymenvs_overrides(argv: List[str], search_path: str) -> List[str]:
     return extra
 
 
+def check_checkpoint_argument(argv: List[str]) -> None:
+    """IsaacGymEnvs' runner restores ``checkpoint=`` with rl_games' own loader, which would run code a
+    crafted file carries: the file is read safely first and refused here if it fails."""
+    from tasks.rlgames.checkpoint_loading import CheckpointError, load_checkpoint
+
+    for arg in argv:
+        key, _, path = arg.partition("=")
+        if key.lstrip("+~") == "checkpoint" and path:
+            try:
+                load_checkpoint(path)
+            except CheckpointError as err:
+                raise SystemExit(str(err))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     search_path = register_with_isaacgymenvs()
+    check_checkpoint_argument(args)
     import isaacgymenvs
 
     train_py = os.path.join(os.path.dirname(os.path.abspath(isaacgymenvs.__file__)), "train.py")

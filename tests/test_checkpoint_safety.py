@@ -62,6 +62,17 @@ def test_a_payload_checkpoint_is_refused_and_never_runs(entry, payload, tmp_path
     assert not os.path.exists(tmp_path / "out.pth")
 
 
+def test_the_isaacgymenvs_entry_refuses_a_payload_before_rl_games_sees_it(payload):
+    """IsaacGymEnvs' own runner would load ``checkpoint=`` unsafely: the registration checks it first."""
+    from tasks.isaacgymenvs_registration import check_checkpoint_argument
+
+    path, marker = payload
+    with pytest.raises(SystemExit, match="refused: it asks to run posix.system"):
+        check_checkpoint_argument(["task=HumanoidDeepMimic", "test=True", "checkpoint=" + path])
+    assert not os.path.exists(marker)
+    check_checkpoint_argument(["task=HumanoidDeepMimic", "checkpoint=" + WALK])  # a shipped policy passes
+
+
 def write_bad_files(tmp_path):
     data = open(WALK, "rb").read()
     files = {"truncated.pth": data[:len(data) // 2], "random.pth": os.urandom(4096), "json.pth": b'{"model": {}}'}
