@@ -31,6 +31,8 @@ def check_config(cfg: DictConfig) -> str:
         raise SystemExit("test=True needs checkpoint=<path to a .pth file>")
     if cfg.test and cfg.multi_gpu:
         raise SystemExit("test=True plays in one process; drop multi_gpu=True")
+    if cfg.capture_video and not all(importlib.util.find_spec(p) for p in ("imageio", "imageio_ffmpeg")):
+        raise SystemExit('capture_video=True needs imageio and imageio-ffmpeg: pip install -e ".[video]"')
     if cfg.wandb_activate and importlib.util.find_spec("wandb") is None:
         raise SystemExit("wandb_activate=True needs the 'wandb' package: pip install wandb "
                          "(tensorboard logs are written either way)")

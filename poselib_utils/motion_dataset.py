@@ -96,11 +96,13 @@ def resolve_motion_files(spec: Union[str, Sequence[str]], root: str = REPO_ROOT)
     """``task.env.motion_file`` (a clip, a dataset or a list of them) -> clip paths and weights.
 
     Relative paths are taken from ``root``; a plain clip that does not exist raises
-    ``FileNotFoundError`` naming it, a bad dataset ``DataFormatError``."""
+    ``FileNotFoundError`` naming it, a folder or a bad dataset ``DataFormatError``."""
     entries = [spec] if isinstance(spec, str) else list(spec)
     files, weights = [], []
     for entry in entries:
         full = entry if os.path.isabs(entry) else os.path.join(root, entry)
+        if os.path.isdir(full):
+            raise DataFormatError(full, "", "is a folder: give a clip (.txt), a dataset (.yaml, .json) or a list of them")
         if not os.path.isfile(full):
             raise FileNotFoundError("task.env.motion_file: {} does not exist".format(full))
         if is_dataset(full):
