@@ -36,21 +36,9 @@ def check_config(cfg: DictConfig) -> str:
     if cfg.wandb_activate and importlib.util.find_spec("wandb") is None:
         raise SystemExit("wandb_activate=True needs the 'wandb' package: pip install wandb "
                          "(tensorboard logs are written either way)")
-    if cfg.checkpoint:
-        _check_checkpoint_file(cfg.checkpoint)
+    if cfg.checkpoint and not os.path.isfile(cfg.checkpoint):
+        raise SystemExit("checkpoint {} does not exist".format(cfg.checkpoint))
     return engine
-
-
-def _check_checkpoint_file(path: str) -> None:
-    """Read safely (nothing in the file runs) before anything else opens it."""
-    from tasks.rlgames.checkpoint_loading import CheckpointError, load_checkpoint
-
-    if not os.path.isfile(path):
-        raise SystemExit("checkpoint {} does not exist".format(path))
-    try:
-        load_checkpoint(path)
-    except CheckpointError as err:
-        raise SystemExit(str(err))
 
 
 def _check_engine(name: str) -> str:
@@ -105,17 +93,13 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
             raise SystemExit(str(err))
 
 
-def check_checkpoint_fits(checkpoint: str, num_obs: int, num_actions: int, termination: dict) -> None:
-    """A checkpoint trained with other observations or actions fails here, naming both sizes; one
-    trained under other early-termination settings (``termination``: the task's) gets a warning
-    giving the overrides it was trained with, since its episodes would end differently here."""
-    from tasks.rlgames.checkpoint_loading import CheckpointError, load_checkpoint
+def check_checkpoint_fits(checkpoint: str, state: dict, num_obs: int, num_actions: int, termination: dict) -> None:
+    """A checkpoint (``state``: as read from the file ``checkpoint``) trained with other observations
+    or actions fails here, naming both sizes; one trained under other early-termination settings
+    (``termination``: the task's) gets a warning giving the overrides it was trained with, since its
+    episodes would end differently here."""
     from tasks.rlgames.export_checkpoint import training_termination_settings
 
-    try:
-        state = load_checkpoint(checkpoint)
-    except CheckpointError as err:
-        raise SystemExit(str(err))
     model = state["model"]
     running_mean = model.get("running_mean_std.running_mean")
     mu = model.get("a2c_network.mu.weight")
@@ -143,6 +127,10 @@ def main(cfg: DictConfig) -> None:
     engine = check_config(cfg)
     if engine == "isaacgym":
         import isaacgym  # noqa: F401  (IsaacGym must be imported before torch)
+    from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
+
+    # read safely (nothing in the file runs) before anything is built and before rl_games opens it
+    checkpoint_state = load_checkpoint_or_exit(cfg.checkpoint) if cfg.checkpoint else None
 
     from tasks.humanoid_deepmimic import REWARD_TERMS, normalized_reward_weights, physics_substeps
     from tasks.rlgames import distributed
@@ -160,7 +148,8 @@ def main(cfg: DictConfig) -> None:
     train_cfg = _train_config(cfg, rl_device, run_name)
     if cfg.checkpoint:
         task = tasks_made.get()
-        check_checkpoint_fits(cfg.checkpoint, task.num_obs, task.num_actions, task.termination_settings)
+        check_checkpoint_fits(cfg.checkpoint, checkpoint_state, task.num_obs, task.num_actions,
+                              task.termination_settings)
     if not cfg.test and ranks.is_main:
         _save_resolved_config(cfg, engine, sim_device, rl_device, ranks.world_size, run_dir)
     runner, stop_request = _make_runner(cfg, ranks.is_main, run_dir)

@@ -58,15 +58,12 @@ def isaacgymenvs_overrides(argv: List[str], search_path: str) -> List[str]:
 def check_checkpoint_argument(argv: List[str]) -> None:
     """IsaacGymEnvs' runner restores ``checkpoint=`` with rl_games' own loader, which would run code a
     crafted file carries: the file is read safely first and refused here if it fails."""
-    from tasks.rlgames.checkpoint_loading import CheckpointError, load_checkpoint
+    from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
 
     for arg in argv:
         key, _, path = arg.partition("=")
         if key.lstrip("+~") == "checkpoint" and path:
-            try:
-                load_checkpoint(path)
-            except CheckpointError as err:
-                raise SystemExit(str(err))
+            load_checkpoint_or_exit(path)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -28,7 +28,6 @@ class MujocoEngine(Engine):
         # Let a blown-up env carry NaNs to the task, which resets it and counts it, instead of
         # MuJoCo silently teleporting it back to the model's default pose.
         m.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
-        character_bodies = self.num_bodies
 
         self._spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         self._nstate = mujoco.mj_stateSize(m, self._spec)
@@ -47,12 +46,12 @@ class MujocoEngine(Engine):
         self._sensor_out = np.empty((self.num_envs, self.substeps + 1, m.nsensordata))
         self._sensors = np.zeros((self.num_envs, m.nsensordata))
 
-        body_end = character_bodies * BODY_STATE_WIDTH
+        body_end = self.num_bodies * BODY_STATE_WIDTH
         self._adopt_readouts(torch.zeros(self.num_envs, self.num_dofs, 2),
-                             torch.zeros(self.num_envs, character_bodies, BODY_STATE_WIDTH),
-                             torch.zeros(self.num_envs, 3), torch.zeros(self.num_envs, character_bodies, 3))
+                             torch.zeros(self.num_envs, self.num_bodies, BODY_STATE_WIDTH),
+                             torch.zeros(self.num_envs, 3), torch.zeros(self.num_envs, self.num_bodies, 3))
         self._slices = (slice(0, body_end), slice(body_end, body_end + 3),
-                        slice(body_end + 3, body_end + 3 + 3 * character_bodies))
+                        slice(body_end + 3, body_end + 3 + 3 * self.num_bodies))
         self._set_rest_state(m.qpos0[0:3], m.qpos0[3:7])
 
     def _publish(self, rows) -> None:

@@ -11,10 +11,9 @@ generator and engine states as tensors), so no allow-list is needed. rl_games' o
 """
 import re
 import zipfile
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
-
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
@@ -43,6 +42,18 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         raise CheckpointError("checkpoint {} is not an rl_games checkpoint: it has no 'model' weights".format(path))
     state["model"] = {_uncompiled(k): v for k, v in state["model"].items()}
     return state
+
+
+def load_checkpoint_or_exit(path: str, model: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
+    """``load_checkpoint`` (and ``check_weights_fit`` against ``model``) for the command-line entry
+    points: a bad checkpoint ends the process with its one line instead of a traceback."""
+    try:
+        checkpoint = load_checkpoint(path)
+        if model is not None:
+            check_weights_fit(path, checkpoint, model)
+    except CheckpointError as err:
+        raise SystemExit(str(err))
+    return checkpoint
 
 
 def _why_unloadable(path: str, err: Exception) -> str:

@@ -20,7 +20,7 @@ import torch
 from rl_games.algos_torch import a2c_continuous, torch_ext
 
 from tasks.rlgames import distributed
-from tasks.rlgames.checkpoint_loading import CheckpointError, check_weights_fit, load_checkpoint
+from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
@@ -123,11 +123,7 @@ class PreemptibleA2CAgent(a2c_continuous.A2CAgent):
     def restore(self, fn: str, set_epoch: bool = True) -> None:
         """Resume from a training checkpoint, or fine-tune from a policy's weights alone (a shipped or
         exported one: fresh optimizer, epoch count and envs), read safely (checkpoint_loading.py)."""
-        try:
-            checkpoint = load_checkpoint(fn)
-            check_weights_fit(fn, checkpoint, self.model)
-        except CheckpointError as err:
-            raise SystemExit(str(err))
+        checkpoint = load_checkpoint_or_exit(fn, self.model)
         if "optimizer" not in checkpoint:
             self.set_weights(checkpoint)
             print("fine-tuning from the weights of {}: a fresh optimizer and epoch count".format(fn))

@@ -11,8 +11,7 @@ from typing import Dict, Optional
 
 from rl_games.algos_torch.players import PpoPlayerContinuous
 
-from tasks.rlgames.checkpoint_loading import CheckpointError, check_weights_fit, load_checkpoint
-
+from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
 from tasks.tracking_metrics import format_table, format_worst_bodies, write_json
 
 
@@ -78,11 +77,7 @@ class EvaluationPlayer(PpoPlayerContinuous):
         """The policy and its observation normaliser only: play starts every env afresh. (rl_games'
         players hand a checkpoint's ``env_state``, the training envs' state kept for exact resume,
         to the env, which here is the task itself.)"""
-        try:
-            checkpoint = load_checkpoint(fn)
-            check_weights_fit(fn, checkpoint, self.model)
-        except CheckpointError as err:
-            raise SystemExit(str(err))
+        checkpoint = load_checkpoint_or_exit(fn, self.model)
         self.model.load_state_dict(checkpoint["model"])
         if self.normalize_input and "running_mean_std" in checkpoint:
             self.model.running_mean_std.load_state_dict(checkpoint["running_mean_std"])

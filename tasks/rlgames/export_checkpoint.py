@@ -8,14 +8,11 @@ from typing import Optional
 
 import torch
 
-from tasks.rlgames.checkpoint_loading import CheckpointError, load_checkpoint
+from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
 
 
 def export_checkpoint(source: str, target: str) -> None:
-    try:
-        state = load_checkpoint(source)
-    except CheckpointError as err:
-        raise SystemExit(str(err))
+    state = load_checkpoint_or_exit(source)
     model = {k: (v.half() if v.dtype == torch.float32 and v.dim() == 2 else v) for k, v in state["model"].items()}
     exported = {"model": model, "epoch": state.get("epoch"), "frame": state.get("frame")}
     termination = training_termination_settings(state)
