@@ -11,8 +11,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from poselib_utils.repository import repo_path
-from tasks.config import RUNS_DIR, default_num_envs, register_resolvers
+from tasks.config import RUNS_DIR, SettingError, check_run_settings, default_num_envs, register_resolvers
+from tasks.rlgames.stop_request import StopRequest
 
+STARTUP_STOP_REQUEST = None  # installed by ``__main__`` before anything else; main() installs one otherwise
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's
 ENGINE_PACKAGES = {"mujoco_warp": ("mujoco_warp", 'pip install -e ".[gpu]"'),
                    "isaacgym": ("isaacgym", "install IsaacGym Preview 4 (see docs/isaacgym.md)")}
@@ -22,7 +24,7 @@ def check_config(cfg: DictConfig) -> str:
     """Fail fast, with one message, on settings that would only break after start-up.
     Returns the engine name and fills in the env count where it is ``auto``."""
     engine = _check_engine(cfg.sim_engine)
-    num_envs = _check_num_envs(cfg, engine)
+    num_envs = _check_settings(cfg, engine)
     _check_motion(cfg, num_envs)
     if cfg.matmul_precision not in MATMUL_PRECISIONS:
         raise SystemExit("matmul_precision must be one of {}, got {!r}".format(
@@ -53,22 +55,22 @@ def _check_engine(name: str) -> str:
     return engine
 
 
-def _check_num_envs(cfg: DictConfig, engine: str) -> int:
+def _check_settings(cfg: DictConfig, engine: str) -> int:
+    """Every numeric and on/off setting within what it allows (tasks/config.py); returns the env count."""
     if cfg.task.env.num_envs == "auto":
         cfg.task.env.num_envs = default_num_envs(engine)
     try:
-        num_envs = int(cfg.task.env.num_envs)
-    except ValueError:
-        raise SystemExit("num_envs must be a whole number, got {!r}".format(cfg.task.env.num_envs))
-    if num_envs <= 0:
-        raise SystemExit("num_envs must be positive, got {}".format(num_envs))
-    return num_envs
+        check_run_settings(cfg)
+    except SettingError as err:
+        raise SystemExit(str(err))
+    return int(cfg.task.env.num_envs)
 
 
 def _check_motion(cfg: DictConfig, num_envs: int) -> None:
     """The character and every clip load, and the clips fit the character; otherwise they would
     fail only when rl_games builds the env."""
-    from poselib_utils.data_loader import DataFormatError, load_motion, load_skeleton_from_mjcf
+    from poselib_utils.data_loader import DataFormatError, load_motion
+    from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
     from poselib_utils.motion_dataset import check_evaluation_envs, resolve_motion_files
 
     try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
@@ -79,6 +81,7 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
         raise SystemExit("task.env.motion_file: {}".format(err))
     try:
         skeleton = load_skeleton_from_mjcf(repo_path(cfg.task.env.asset_file))
+        compile_mjcf(repo_path(cfg.task.env.asset_file))
     except DataFormatError as err:
         raise SystemExit("task.env.asset_file: {}".format(err))
     for full in motion_paths:
@@ -119,6 +122,20 @@ def check_checkpoint_fits(checkpoint: str, state: dict, num_obs: int, num_action
 
 @hydra.main(version_base="1.3", config_name="config", config_path="./cfg")
 def main(cfg: DictConfig) -> None:
+    # SIGTERM from the first moment: during start-up it exits 0 at once, while training it checkpoints;
+    # play keeps the default (killed, no results)
+    stop_request = STARTUP_STOP_REQUEST or StopRequest().install()
+    if cfg.test:
+        stop_request.uninstall()
+        stop_request = None
+    try:
+        _run(cfg, stop_request)
+    finally:
+        if stop_request is not None:
+            stop_request.uninstall()
+
+
+def _run(cfg: DictConfig, stop_request) -> None:
     register_resolvers()
     if cfg.capture_video:  # EGL or OSMesa, chosen before anything imports mujoco (tasks/display/gl_backend.py)
         from tasks.display.gl_backend import select_gl_backend
@@ -132,14 +149,8 @@ def main(cfg: DictConfig) -> None:
     # read safely (nothing in the file runs) before anything is built and before rl_games opens it
     checkpoint_state = load_checkpoint_or_exit(cfg.checkpoint) if cfg.checkpoint else None
 
-    from tasks.humanoid_deepmimic import REWARD_TERMS, normalized_reward_weights, physics_substeps
     from tasks.rlgames import distributed
 
-    try:
-        physics_substeps(float(cfg.task.env.sim_freq_hz), float(cfg.task.env.control_freq_hz))
-        normalized_reward_weights({t: float(cfg.task.reward[t + "_w"]) for t in REWARD_TERMS})
-    except ValueError as err:
-        raise SystemExit(str(err))
     ranks = distributed.rank_info(cfg.multi_gpu)
     sim_device, rl_device = _set_up_process(cfg, engine, ranks)
     run_name = cfg.experiment or "{}_{}".format(cfg.task_name, datetime.datetime.now().strftime("%d-%H-%M-%S"))
@@ -152,14 +163,10 @@ def main(cfg: DictConfig) -> None:
                               task.termination_settings)
     if not cfg.test and ranks.is_main:
         _save_resolved_config(cfg, engine, sim_device, rl_device, ranks.world_size, run_dir)
-    runner, stop_request = _make_runner(cfg, ranks.is_main, run_dir)
-    try:
-        runner.load(train_cfg)
-        runner.reset()
-        runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
-    finally:
-        if stop_request is not None:
-            stop_request.uninstall()
+    runner = _make_runner(cfg, ranks.is_main, run_dir, stop_request)
+    runner.load(train_cfg)
+    runner.reset()
+    runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None, "sigma": None})
     tasks_made.close()  # rl_games never closes its env: windows, video files and engine threads end here
     distributed.shutdown()
 
@@ -245,12 +252,12 @@ def _save_resolved_config(cfg: DictConfig, engine: str, sim_device: str, rl_devi
         f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
 
-def _make_runner(cfg: DictConfig, is_main: bool, run_dir: str):
-    """rl_games' runner with our observers, the preemptible agent and, to play, the evaluation player;
-    and the stop request watching SIGTERM while training (None when playing)."""
+def _make_runner(cfg: DictConfig, is_main: bool, run_dir: str, stop_request):
+    """rl_games' runner with our observers, the preemptible agent (checkpoint and stop on
+    ``stop_request``, None when playing) and, to play, the evaluation player."""
     from rl_games.torch_runner import Runner
 
-    from tasks.rlgames.checkpointing import StopRequest, register_preemptible_agent
+    from tasks.rlgames.checkpointing import register_preemptible_agent
     from tasks.rlgames.evaluation import register_evaluation_player
     from tasks.rlgames.observers import EpisodeStatsObserver, MultiObserver, WandbObserver
 
@@ -259,12 +266,12 @@ def _make_runner(cfg: DictConfig, is_main: bool, run_dir: str):
         observers.append(WandbObserver(cfg.wandb_project, cfg.wandb_entity, cfg.wandb_group,
                                        OmegaConf.to_container(cfg, resolve=True), run_dir))
     runner = Runner(algo_observer=MultiObserver(observers))
-    stop_request = None if cfg.test else StopRequest().install()  # SIGTERM: checkpoint, then exit 0
     register_preemptible_agent(runner, stop_request)
     if cfg.test:  # tracking metrics at the end of play
         register_evaluation_player(runner)
-    return runner, stop_request
+    return runner
 
 
 if __name__ == "__main__":
+    STARTUP_STOP_REQUEST = StopRequest().install()  # before hydra composes the config
     main()

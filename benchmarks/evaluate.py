@@ -22,6 +22,20 @@ def quote(value: str) -> str:
     return "'{}'".format(value.replace("\\", "\\\\").replace("'", "\\'"))
 
 
+def positive(kind):
+    """An argparse type: a finite ``kind`` (int or float) above 0, or one line saying what is allowed."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError("must be a {} > 0, got {!r}".format(
+                "whole number" if kind is int else "number of seconds", text))
+        return value
+    return parse
+
+
 def build_overrides(args) -> list:
     from poselib_utils.data_loader import DataFormatError
     from poselib_utils.motion_dataset import resolve_motion_files
@@ -50,8 +64,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="rl_games .pth written by train.py")
     parser.add_argument("--motion-file", nargs="+", help="clip(s) to evaluate (default: the task config's)")
-    parser.add_argument("--num-envs", type=int, default=0, help="envs (default: one per clip)")
-    parser.add_argument("--horizon", type=float, default=20.0, help="seconds for looping clips (others play once)")
+    parser.add_argument("--num-envs", type=positive(int), help="envs (default: one per clip)")
+    parser.add_argument("--horizon", type=positive(float), default=20.0, help="seconds for looping clips (others play once)")
     parser.add_argument("--json", help="write the metrics here")
     parser.add_argument("--engine", default="auto", help="sim_engine: auto, mujoco, mujoco_warp")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")

@@ -22,6 +22,12 @@ LOOP_MODES = {"wrap": True, "none": False}
 # DeepMimic normalises every quaternion on load; its own clips carry norms from 0.58 to 1.12.
 # A norm outside this band is a corrupt frame, not rounding.
 QUAT_NORM_BOUNDS = (0.5, 1.5)
+# Finite but absurd clip values are refused: a keyframe held longer than this (DeepMimic's clips use
+# 1/60 to 1/16 s), a root further than this from its first frame (float32 keeps 0.1 mm there), a
+# revolute joint turned further than this (rad) either way.
+MAX_FRAME_DURATION_S = 10.0
+MAX_ROOT_DISTANCE_M = 1000.0
+MAX_REVOLUTE_ANGLE = 2.0 * np.pi
 
 
 class DataFormatError(ValueError):
@@ -338,8 +344,8 @@ def load_motion(path: str, skeleton: Skeleton) -> MotionClip:
                               "got {}".format(durations[bad[0]]))
     if durations[-1] < 0:
         raise DataFormatError(path, "frame {}".format(len(durations) - 1), "field 'duration' is negative")
-
     frames = data[:, 1:].copy()
+    _check_magnitudes(path, durations, frames, skeleton)
     for joint, col in zip(skeleton.joints, skeleton.param_offsets()):
         if joint.joint_type not in ("none", "spherical"):
             continue
@@ -349,7 +355,7 @@ def load_motion(path: str, skeleton: Skeleton) -> MotionClip:
         bad = np.nonzero((norm < QUAT_NORM_BOUNDS[0]) | (norm > QUAT_NORM_BOUNDS[1]))[0]
         if bad.size:
             raise DataFormatError(path, "frame {} joint '{}'".format(bad[0], joint.name),
-                                  "rotation quaternion has norm {:.4f}, not a unit quaternion".format(norm[bad[0]]))
+                                  "rotation quaternion has norm {:.4g}, not a unit quaternion".format(norm[bad[0]]))
         frames[:, q_col:q_col + 4] = quat / norm[:, None]
     # As DeepMimic does: the first frame's root starts above the origin (height kept).
     frames[:, 0] -= frames[0, 0]
@@ -357,76 +363,29 @@ def load_motion(path: str, skeleton: Skeleton) -> MotionClip:
     return MotionClip(path=path, loop=LOOP_MODES[loop_str], frame_durations=durations, frames=frames)
 
 
-def _mjcf_custom_fields(path: str) -> Dict[str, str]:
-    """The ``<custom>`` text fields of an MJCF, by name (mjcf_converter writes DeepMimic's there)."""
-    import xml.etree.ElementTree as ET
-
-    if not os.path.isfile(path):
-        raise DataFormatError(path, "", "file not found")
-    try:
-        custom = ET.parse(path).getroot().find("custom")
-    except ET.ParseError as err:
-        raise DataFormatError(path, "", "invalid XML: {}".format(err))
-    return {} if custom is None else {el.get("name"): el.get("data", "") for el in custom}
-
-
-def _custom_numbers(path: str, fields: Dict[str, str], key: str, kind) -> list:
-    """A ``<custom>`` field's whitespace-separated numbers, as ``kind`` (int or float)."""
-    try:
-        values = [float(v) for v in fields[key].split()]
-        if kind is int and not all(v.is_integer() for v in values):
-            raise ValueError(key)
-        return [kind(v) for v in values]
-    except ValueError:
-        raise DataFormatError(path, "<custom> " + key, "expected {} numbers, got '{}'".format(
-            "whole" if kind is int else "real", fields[key]))
-
-
-def _require_custom_fields(path: str, fields: Dict[str, str], keys: Sequence[str]) -> None:
-    for key in keys:
-        if key not in fields:
-            raise DataFormatError(path, "<custom>", "missing field '{}': regenerate the file with "
-                                  "poselib_utils/mjcf_converter.py".format(key))
-
-
-def load_skeleton_from_mjcf(path: str) -> Skeleton:
-    """Read the DeepMimic joint layout that mjcf_converter stores in an MJCF's ``<custom>``."""
-    return _skeleton_from_custom_fields(path, _mjcf_custom_fields(path))
-
-
-def _skeleton_from_custom_fields(path: str, fields: Dict[str, str]) -> Skeleton:
-    _require_custom_fields(path, fields, ("deepmimic_joints", "deepmimic_parents", "deepmimic_diff_weights",
-                                          "deepmimic_end_effectors"))
-    joints = []
-    entries = fields["deepmimic_joints"].split()
-    parents = _custom_numbers(path, fields, "deepmimic_parents", int)
-    weights = _custom_numbers(path, fields, "deepmimic_diff_weights", float)
-    ends = [bool(v) for v in _custom_numbers(path, fields, "deepmimic_end_effectors", int)]
-    if not (len(entries) == len(parents) == len(weights) == len(ends)):
-        raise DataFormatError(path, "<custom>", "deepmimic_* fields have different lengths")
-    for i, (entry, parent, weight, end) in enumerate(zip(entries, parents, weights, ends)):
-        if not -1 <= parent < i:
-            raise DataFormatError(path, "<custom> deepmimic_parents", "joint {} has parent {}: expected -1 (the "
-                                  "root) or an earlier joint".format(i, parent))
-        name, _, joint_type = entry.partition(":")
-        if joint_type not in JOINT_PARAM_WIDTH:
-            raise DataFormatError(path, "<custom> deepmimic_joints", "joint '{}' has unknown type '{}'".format(
-                name, joint_type))
-        joints.append(SkeletonJoint(name, joint_type, parent, weight, end))
-    return Skeleton(path, tuple(joints))
-
-
-def load_fall_contact_bodies(path: str) -> List[str]:
-    """Bodies whose ground contact ends a DeepMimic episode (the character file's EnableFallContact:
-    root, chest and neck for humanoid3d), as mjcf_converter stores them in the MJCF's ``<custom>``."""
-    fields = _mjcf_custom_fields(path)
-    skeleton = _skeleton_from_custom_fields(path, fields)
-    _require_custom_fields(path, fields, ("deepmimic_fall_contacts",))
-    flags = fields["deepmimic_fall_contacts"].split()
-    if len(flags) != len(skeleton.joints) or any(f not in ("0", "1") for f in flags):
-        raise DataFormatError(path, "<custom> deepmimic_fall_contacts", "expected {} flags of 0 or 1, got '{}'".format(
-            len(skeleton.joints), fields["deepmimic_fall_contacts"]))
-    return [j.name for j, f in zip(skeleton.joints, flags) if f == "1"]
+def _check_magnitudes(path: str, durations: np.ndarray, frames: np.ndarray, skeleton: Skeleton) -> None:
+    """Durations, root travel and revolute angles within the bounds above (a clip's frame, column
+    0 its duration, then the root's position, quaternion and the joints' parameters)."""
+    long = np.nonzero(durations > MAX_FRAME_DURATION_S)[0]
+    if long.size:
+        raise DataFormatError(path, "frame {}".format(long[0]), "field 'duration' (column 0) is {:g} s; a frame may "
+                              "last at most {:g} s".format(durations[long[0]], MAX_FRAME_DURATION_S))
+    travel = np.abs(frames[:, 0:3] - frames[0:1, 0:3] * np.array([1.0, 0.0, 1.0]))
+    far = np.nonzero(travel.max(axis=1) > MAX_ROOT_DISTANCE_M)[0]
+    if far.size:
+        col = 1 + int(np.argmax(travel[far[0]]))
+        raise DataFormatError(path, "frame {}".format(far[0]), "root position (column {}) is {:g} m from where the "
+                              "clip starts (the ground below its first frame); at most {:g} m is allowed".format(
+                                  col, travel[far[0]].max(), MAX_ROOT_DISTANCE_M))
+    for joint, col in zip(skeleton.joints, skeleton.param_offsets()):
+        if joint.joint_type != "revolute":
+            continue
+        angles = frames[:, col - 1]
+        bad = np.nonzero(np.abs(angles) > MAX_REVOLUTE_ANGLE)[0]
+        if bad.size:
+            raise DataFormatError(path, "frame {} joint '{}'".format(bad[0], joint.name),
+                                  "angle (column {}) is {:g} rad; a revolute joint's angle must be within "
+                                  "+-2 pi".format(col, angles[bad[0]]))
 
 
 def find_data_file(path: str, search_dirs: Optional[Sequence[str]] = None) -> str:

@@ -37,8 +37,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from poselib_utils.data_loader import (DataFormatError, MotionClip, Skeleton, find_data_file, load_motion,
-                                       load_skeleton_from_mjcf)
+from poselib_utils.data_loader import DataFormatError, MotionClip, Skeleton, find_data_file, load_motion
+from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
 from poselib_utils.mjcf_converter import REVOLUTE_AXIS, Y_UP_TO_Z_UP
 from poselib_utils.repository import DEFAULT_MJCF
 from poselib_utils.retarget import clip_root_pose, rotation_to_wxyz, wxyz_to_rotation
@@ -54,11 +54,9 @@ class Character:
     """The MJCF character as a kinematic tree in DeepMimic joint order (Z-up, metres)."""
 
     def __init__(self, mjcf_path: str = DEFAULT_MJCF):
-        import mujoco
-
         self.mjcf_path = mjcf_path
         self.skeleton: Skeleton = load_skeleton_from_mjcf(mjcf_path)
-        self.model = mujoco.MjModel.from_xml_path(mjcf_path)
+        self.model = compile_mjcf(mjcf_path)
         self.names = self.skeleton.joint_names
         self.parents = np.array([j.parent for j in self.skeleton.joints], dtype=np.int64)
         self.types = [j.joint_type for j in self.skeleton.joints]

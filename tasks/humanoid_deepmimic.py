@@ -6,17 +6,17 @@ more than ``termination_distance`` from the reference), actions as PD targets, a
 imitation reward (SceneImitate.cpp). Per-step math lives in the TorchScript kernels at the
 bottom; everything runs batched on the engine's device.
 """
-import math
 from typing import Dict, Tuple
 
 import torch
 
-from poselib_utils.data_loader import load_fall_contact_bodies, load_skeleton_from_mjcf
+from poselib_utils.mjcf_character import load_fall_contact_bodies, load_skeleton_from_mjcf
 from poselib_utils.mjcf_converter import hinge_names
 from poselib_utils.motion_dataset import resolve_motion_files
 from poselib_utils.repository import REPO_ROOT, repo_path
 from tasks.base.vec_task import VecTask
 from tasks.body_state import POS, ROT, body_ang_vel, body_lin_vel, body_pos, body_rot, body_vel
+from tasks.config import check_task_settings, physics_substeps
 from tasks.engines import EngineConfig, EngineWindow, build_engine
 from tasks.reference.motion_lib import MotionLib
 from tasks.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
@@ -30,26 +30,15 @@ ROOT_ERROR_COEFFS = ("root_pos_coeff", "root_rot_coeff", "root_vel_coeff", "root
 
 def normalized_reward_weights(weights: Dict[str, float]) -> torch.Tensor:
     """The reward terms' weights divided by their sum, as DeepMimic does, so a perfect match earns
-    1 per step whatever weights the config gives."""
+    1 per step whatever weights the config gives (check_task_settings makes the sum positive)."""
     total = sum(weights.values())
-    if not all(w >= 0.0 and math.isfinite(w) for w in weights.values()) or total <= 0.0:
-        raise ValueError("task.reward: the term weights ({}) must be non-negative with a positive sum, got {}".format(
-            ", ".join(t + "_w" for t in weights), weights))
     return torch.tensor([weights[t] / total for t in REWARD_TERMS])
-
-
-def physics_substeps(sim_freq: float, control_freq: float) -> int:
-    """Physics steps per policy step; ValueError unless the physics rate is a whole multiple of the policy rate."""
-    substeps = sim_freq / control_freq if control_freq > 0 else 0.0
-    if substeps < 1 or abs(substeps - round(substeps)) > 1e-6:
-        raise ValueError("task.env.sim_freq_hz ({}) must be a whole multiple of control_freq_hz ({})".format(
-            sim_freq, control_freq))
-    return int(round(substeps))
 
 
 class HumanoidDeepMimic(VecTask):
     def __init__(self, cfg, rl_device, sim_device, graphics_device_id, headless, virtual_screen_capture=False,
                  force_render=False):
+        check_task_settings(cfg)
         env = cfg["env"]
         self.sim_freq = float(env["sim_freq_hz"])
         self.control_freq = float(env["control_freq_hz"])

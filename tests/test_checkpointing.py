@@ -15,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from tasks.rlgames import checkpointing
 from tasks.rlgames.checkpointing import atomic_save
 from tasks.rlgames.distributed import RankInfo, rank_devices
+from tasks.rlgames.stop_request import StopRequest
 from poselib_utils.repository import REPO_ROOT
 
 HORIZON = 32  # cfg/train/HumanoidDeepMimicPPO.yaml horizon_length
@@ -58,7 +58,8 @@ def test_the_same_crash_breaks_a_plain_torch_save(tmp_path, monkeypatch):
 
 def test_kill_mid_write_keeps_previous_checkpoint(tmp_path):
     """A SIGKILL halfway through the write (no Python clean-up runs): the checkpoint path still holds
-    the previous file; the next save replaces the stale temp file."""
+    the previous file, what is left cannot be taken for a checkpoint, and the next save in the folder,
+    under any name (rl_games names each periodic checkpoint afresh), removes it."""
     path = str(tmp_path / "agent.pth")
     atomic_save(_state(1), path)
     child = textwrap.dedent("""
@@ -69,13 +70,15 @@ def test_kill_mid_write_keeps_previous_checkpoint(tmp_path):
             f.write(b"\\x80\\x02partial"); f.flush(); os.kill(os.getpid(), signal.SIGKILL)
         torch.save = killed_mid_write
         atomic_save({{"epoch": 2}}, {path!r})
-    """).format(root=REPO_ROOT, path=path)
+    """).format(root=REPO_ROOT, path=str(tmp_path / "agent_ep_2.pth"))
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert torch.load(path, weights_only=True)["epoch"] == 1
-    atomic_save(_state(3), path)
-    assert os.listdir(str(tmp_path)) == ["agent.pth"]
-    assert torch.load(path, weights_only=True)["epoch"] == 3
+    left = sorted(set(os.listdir(str(tmp_path))) - {"agent.pth"})
+    assert left == [".agent_ep_2.pth.partial"] and glob.glob(str(tmp_path / "*.pth")) == [path]
+    atomic_save(_state(3), str(tmp_path / "agent_ep_3.pth"))
+    assert sorted(os.listdir(str(tmp_path))) == ["agent.pth", "agent_ep_3.pth"]
+    assert torch.load(str(tmp_path / "agent_ep_3.pth"), weights_only=True)["epoch"] == 3
 
 
 def test_rank_devices_follow_isaacgymenvs():
@@ -211,8 +214,9 @@ def test_wandb_without_the_package_fails_clearly():
     assert "wandb_activate=True needs the 'wandb' package: pip install wandb" in text and "Traceback" not in text
 
 
-def test_stop_request_only_sets_a_flag():
-    request = checkpointing.StopRequest().install([signal.SIGUSR1])
+def test_stop_request_sets_a_flag_while_training():
+    request = StopRequest().install([signal.SIGUSR1])
+    request.start_training()
     try:
         assert not request.requested
         os.kill(os.getpid(), signal.SIGUSR1)
@@ -220,3 +224,29 @@ def test_stop_request_only_sets_a_flag():
     finally:
         request.uninstall()
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+def test_stop_request_exits_cleanly_during_start_up(capsys):
+    request = StopRequest().install([signal.SIGUSR1])
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(1.0)  # the handler runs at the next bytecode; the sleep only bounds the wait
+    finally:
+        request.uninstall()
+    assert stopped.value.code == 0
+    assert "received SIGUSR1 during start-up: nothing trained yet, nothing to save" in capsys.readouterr().out
+
+
+def test_sigterm_in_the_first_seconds_exits_0(experiment):
+    """train.py installs its handler before hydra composes the config: a SIGTERM while the task is
+    still being built ends the run with code 0 and says nothing was saved (IsaacGym would be killed)."""
+    name, run_dir = experiment
+    proc = subprocess.Popen([sys.executable, "train.py", "headless=True", "num_envs=2", "experiment=" + name],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out = _finish(proc, 60)
+    assert proc.returncode == 0, out
+    assert "during start-up: nothing trained yet, nothing to save" in out
+    assert not os.path.exists(os.path.join(run_dir, "nn"))

@@ -13,8 +13,8 @@ import re
 import numpy as np
 import pytest
 
-from poselib_utils.data_loader import (DataFormatError, PDGains, load_character, load_controller,
-                                       load_motion, load_skeleton_from_mjcf)
+from poselib_utils.data_loader import DataFormatError, PDGains, load_character, load_controller, load_motion
+from poselib_utils.mjcf_character import load_skeleton_from_mjcf
 from poselib_utils.repository import REPO_ROOT
 
 CLIP_PATHS = sorted(glob.glob(os.path.join(REPO_ROOT, "motions", "humanoid3d_*.txt")))

@@ -14,7 +14,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation, Slerp
 
-from poselib_utils.data_loader import load_motion, load_skeleton_from_mjcf
+from poselib_utils.data_loader import load_motion
+from poselib_utils.mjcf_character import load_skeleton_from_mjcf
 from poselib_utils.retarget import clip_to_qpos
 from tasks.reference.motion_lib import MotionLib
 from poselib_utils.repository import REPO_ROOT

@@ -92,16 +92,16 @@ def test_missing_checkpoint_fails_clearly(tmp_path):
 
 
 def test_rates_that_do_not_divide_fail_clearly():
-    proc = run_train("task.env.control_freq_hz=0", "num_envs=2", "max_iterations=1")
-    assert proc.returncode != 0
-    assert "must be a whole multiple of control_freq_hz (0.0)" in output(proc)
+    proc = run_train("task.env.control_freq_hz=7", "num_envs=2", "max_iterations=1")
+    assert proc.returncode == 1
+    assert "task.env.sim_freq_hz (120.0) must be a whole multiple of task.env.control_freq_hz (7.0)" in output(proc)
     assert "Traceback" not in output(proc)
 
 
 def test_negative_reward_weights_fail_clearly():
     proc = run_train("task.reward.root_w=-0.2", "num_envs=2", "max_iterations=1")
-    assert proc.returncode != 0
-    assert "must be non-negative with a positive sum" in output(proc)
+    assert proc.returncode == 1
+    assert "task.reward.root_w must be a number >= 0, got -0.2" in output(proc)
     assert "Traceback" not in output(proc)
 
 

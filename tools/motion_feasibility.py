@@ -63,7 +63,7 @@ class FeasibilityCheck:
     """Poses clips on the character of one MJCF, in the simulated scene (its floor and contact rules)."""
 
     def __init__(self, mjcf_path: str = DEFAULT_ASSET):
-        from poselib_utils.data_loader import load_skeleton_from_mjcf
+        from poselib_utils.mjcf_character import load_skeleton_from_mjcf
         from tasks.engines.mujoco_scene import FLOOR_NAME, compile_scene
         from poselib_utils.retarget import hinge_joint_names
 

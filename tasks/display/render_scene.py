@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple
 import mujoco
 import numpy as np
 
-from tasks.engines.mujoco_scene import FLOOR_NAME, build_scene_xml
+from tasks.engines.mujoco_scene import FLOOR_NAME, build_scene_xml, compile_scene_xml
 from tasks.display.gl_backend import create_gl_context
 
 GHOST_PREFIX = "ghost_"
@@ -76,7 +76,7 @@ class GhostScene:
     """Model and data of the display scene; ``set_state`` places the character and the ghost."""
 
     def __init__(self, mjcf_path: str, ghost: bool = True):
-        self.model = mujoco.MjModel.from_xml_string(build_ghost_scene_xml(mjcf_path, ghost=ghost))
+        self.model = compile_scene_xml(build_ghost_scene_xml(mjcf_path, ghost=ghost), mjcf_path)
         self.data = mujoco.MjData(self.model)
         self.has_ghost = ghost
         self.character_nq = self.model.nq // 2 if ghost else self.model.nq

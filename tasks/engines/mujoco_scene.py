@@ -41,10 +41,18 @@ def build_scene_xml(mjcf_path: str, with_sensors: bool = True) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def compile_scene_xml(xml: str, mjcf_path: str) -> mujoco.MjModel:
+    """A scene built around ``mjcf_path``, compiled; MuJoCo's complaint names that file."""
+    try:
+        return mujoco.MjModel.from_xml_string(xml)
+    except ValueError as err:
+        raise ValueError("{}: MuJoCo rejects it: {}".format(mjcf_path, " ".join(str(err).split())))
+
+
 def compile_scene(mjcf_path: str, sim_dt: float, with_sensors: bool = True) -> mujoco.MjModel:
     """The scene of ``build_scene_xml`` compiled at physics step ``sim_dt``, checked to be the
     character every engine expects: a free root, then hinges, each driven by its own actuator."""
-    m = mujoco.MjModel.from_xml_string(build_scene_xml(mjcf_path, with_sensors))
+    m = compile_scene_xml(build_scene_xml(mjcf_path, with_sensors), mjcf_path)
     m.opt.timestep = sim_dt
     if m.njnt < 1 or m.jnt_type[0] != mujoco.mjtJoint.mjJNT_FREE:
         raise ValueError("{}: the first joint must be the root's free joint".format(mjcf_path))

@@ -14,7 +14,8 @@ import mujoco
 import numpy as np
 import torch
 
-from poselib_utils.data_loader import load_motion, load_skeleton_from_mjcf
+from poselib_utils.data_loader import load_motion
+from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
 from poselib_utils.retarget import clip_to_qpos, cycle_root_shift, hinge_joint_names, subdivide_clip
 from tasks.reference.cuda_graph import GraphedFunction
 from tasks.rotations import quat_conjugate, quat_mul, quat_slerp, quat_to_rotvec
@@ -76,7 +77,7 @@ class MotionLib:
             raise ValueError("MotionLib needs at least one motion file")
         self.device = torch.device(device)
         skeleton = load_skeleton_from_mjcf(mjcf_path)
-        model = mujoco.MjModel.from_xml_path(mjcf_path)
+        model = compile_mjcf(mjcf_path)
         data = mujoco.MjData(model)
         hinges = hinge_joint_names(model)
         self.motion_files = list(motion_files)

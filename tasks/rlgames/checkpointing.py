@@ -3,32 +3,41 @@
 rl_games writes checkpoints with torch.save straight onto the final path, so a job killed mid-write
 leaves a truncated .pth where the last good one was. Every checkpoint of an rl_games agent goes
 through ``agent.save(fn)`` (periodic ``last_*``, best, final), so ``PreemptibleA2CAgent`` overrides
-that one method: write ``<path>.tmp``, flush and fsync, then ``os.replace`` onto ``<path>`` (atomic on
-POSIX file systems), keeping rl_games' retries for network file systems. Nothing global is patched.
+that one method: write a hidden ``.<name>.pth.partial``, flush and fsync, then ``os.replace`` it onto
+``<name>.pth`` (atomic on POSIX file systems), keeping rl_games' retries for network file systems.
+Nothing global is patched.
 
-SIGTERM (what SLURM sends before it kills a job, and what torchrun forwards to its workers) and
-SIGUSR1 (``sbatch --signal=USR1@<s>``) only set a flag. At the next epoch boundary every rank agrees
+SIGTERM and SIGUSR1 (tasks/rlgames/stop_request.py) only set a flag once training runs (during
+start-up they end the run at once, with nothing to save). At the next epoch boundary every rank agrees
 (one all-reduce) to stop, rank 0 writes ``last_<name>_ep_<epoch>_sigterm.pth`` (an ordinary
 rl_games checkpoint: model, optimizer, epoch, frame, normalisers), and training returns normally,
 so the process exits with code 0. ``checkpoint=<that file>`` resumes it.
 """
 import os
-import signal
-from typing import Any, Iterable, List, Optional
+from typing import Any, Optional
 
 import torch
 from rl_games.algos_torch import a2c_continuous, torch_ext
 
 from tasks.rlgames import distributed
 from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
+from tasks.rlgames.stop_request import StopRequest
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+PARTIAL_SUFFIX = ".partial"
+
+def partial_path(path: str) -> str:
+    """Where ``atomic_save`` writes before the rename: hidden, and not ending in .pth, so a file left
+    by a kill -9 is never taken for a checkpoint (nor matched by ``*.pth``)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, "." + name + PARTIAL_SUFFIX)
 
 
 def atomic_save(obj: Any, path: str) -> None:
     """torch.save ``obj`` to ``path`` so that ``path`` is always either the old file or the whole new
-    one: a crash or kill mid-write leaves at most ``<path>.tmp``, which the next save replaces."""
-    tmp = path + ".tmp"
+    one. A kill mid-write leaves at most one partial file (``partial_path``); the next save in that
+    folder removes it, since each run's checkpoints have one writer (rank 0)."""
+    remove_partial_files(os.path.dirname(os.path.abspath(path)))
+    tmp = partial_path(path)
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
@@ -40,6 +49,13 @@ def atomic_save(obj: Any, path: str) -> None:
             os.remove(tmp)
         raise
     _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def remove_partial_files(directory: str) -> None:
+    """Remove what interrupted ``atomic_save`` calls left in ``directory``."""
+    for name in os.listdir(directory):
+        if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+            os.remove(os.path.join(directory, name))
 
 
 def _fsync_dir(directory: str) -> None:
@@ -54,34 +70,6 @@ def _fsync_dir(directory: str) -> None:
         pass
     finally:
         os.close(fd)
-
-
-class StopRequest:
-    """Set by SIGTERM/SIGUSR1; read at epoch boundaries. The handlers only set a flag (safe at any point)."""
-
-    def __init__(self):
-        self.signum: Optional[int] = None
-        self._previous: List[Any] = []
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def install(self, signals: Iterable[int] = STOP_SIGNALS) -> "StopRequest":
-        for signum in signals:
-            self._previous.append((signum, signal.signal(signum, self._handle)))
-        return self
-
-    def uninstall(self) -> None:
-        while self._previous:
-            signum, handler = self._previous.pop()
-            signal.signal(signum, handler)
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is None:
-            print("received {}: stopping after this epoch with a checkpoint".format(signal.Signals(signum).name),
-                  flush=True)
-        self.signum = signum
 
 
 class _Stopped(Exception):
@@ -136,6 +124,8 @@ class PreemptibleA2CAgent(a2c_continuous.A2CAgent):
         torch_ext.safe_filesystem_op(atomic_save, self.get_full_state_weights(), path)
 
     def train(self):
+        if self.stop_request is not None:
+            self.stop_request.start_training()
         try:
             if self._cpu_ranks:
                 with distributed.cpu_train_shims():

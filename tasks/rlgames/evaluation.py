@@ -6,8 +6,9 @@ every env once from clip time 0 to the end of its evaluation episode, prints rl_
 ``av reward`` line and the metrics table (tasks/tracking_metrics.py), and writes the
 metrics to ``train.params.config.player.metrics_json`` when that is set.
 """
+import math
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from rl_games.algos_torch.players import PpoPlayerContinuous
 
@@ -87,7 +88,17 @@ class EvaluationPlayer(PpoPlayerContinuous):
         if getattr(task, "tracking_metrics", None) is None:
             return super().run()
         self.summary = run_evaluation(self, self.is_deterministic, self.player_config.get("metrics_json") or None)
+        not_finite = non_finite_metrics(self.summary)
+        if not_finite:  # printed and written above; the exit code says the numbers are not results
+            raise SystemExit("evaluation: {} not finite: the simulation diverged (check the clip's values and "
+                             "task.env.sim_freq_hz)".format(", ".join(not_finite)))
         return self.summary
+
+
+def non_finite_metrics(summary: Dict[str, Dict]) -> List[str]:
+    """'<clip> <metric>' for every metric in ``summary`` that is inf or nan."""
+    return ["{} {}".format(clip, key) for clip, metrics in summary.items() for key, value in metrics.items()
+            if isinstance(value, float) and not math.isfinite(value)]
 
 
 def register_evaluation_player(runner) -> None:
