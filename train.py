@@ -69,9 +69,9 @@ def _check_settings(cfg: DictConfig, engine: str) -> int:
 def _check_motion(cfg: DictConfig, num_envs: int) -> None:
     """The character and every clip load, and the clips fit the character; otherwise they would
     fail only when rl_games builds the env."""
-    from poselib_utils.data_loader import DataFormatError, load_motion
+    from poselib_utils.data_loader import DataFormatError
     from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
-    from poselib_utils.motion_dataset import check_evaluation_envs, resolve_motion_files
+    from poselib_utils.motion_dataset import check_evaluation_envs, load_clip, resolve_motion_files
 
     try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
         motion_paths = resolve_motion_files(cfg.task.env.motion_file)[0]
@@ -86,7 +86,7 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
         raise SystemExit("task.env.asset_file: {}".format(err))
     for full in motion_paths:
         try:
-            load_motion(full, skeleton)
+            load_clip(full, skeleton)
         except DataFormatError as err:
             raise SystemExit("task.env.motion_file: {}".format(err))
     if cfg.task.env.evaluation:

@@ -336,15 +336,26 @@ def load_motion(path: str, skeleton: Skeleton) -> MotionClip:
             raise DataFormatError(path, "frame {}".format(f), "column {} is not finite".format(col))
         rows.append(row)
     data = np.stack(rows)
+    return clip_from_frames(path, data[:, 1:], data[:, 0], LOOP_MODES[loop_str], skeleton)
 
-    durations = data[:, 0]
+
+def clip_from_frames(path: str, frames: np.ndarray, durations: np.ndarray, loop: bool,
+                     skeleton: Skeleton) -> MotionClip:
+    """A clip from its frames [F, frame_width - 1] (root, joints) and frame durations [F], checked as
+    a clip file is (``path`` names it in errors): durations, magnitudes, unit quaternions."""
+    if frames.ndim != 2 or frames.shape[1] != skeleton.frame_width - 1 or len(durations) != len(frames):
+        raise DataFormatError(path, "Frames", "expected [frames, {}] numbers with one duration per frame, got {} "
+                              "and {} durations".format(skeleton.frame_width - 1, frames.shape, len(durations)))
+    durations = np.asarray(durations, dtype=np.float64)
+    frames = np.array(frames, dtype=np.float64)
+    if not (np.all(np.isfinite(frames)) and np.all(np.isfinite(durations))):
+        raise DataFormatError(path, "Frames", "values are not finite")
     bad = np.nonzero(durations[:-1] <= 0)[0]
     if bad.size:
         raise DataFormatError(path, "frame {}".format(bad[0]), "field 'duration' (column 0) must be positive, "
                               "got {}".format(durations[bad[0]]))
     if durations[-1] < 0:
         raise DataFormatError(path, "frame {}".format(len(durations) - 1), "field 'duration' is negative")
-    frames = data[:, 1:].copy()
     _check_magnitudes(path, durations, frames, skeleton)
     for joint, col in zip(skeleton.joints, skeleton.param_offsets()):
         if joint.joint_type not in ("none", "spherical"):
@@ -360,7 +371,7 @@ def load_motion(path: str, skeleton: Skeleton) -> MotionClip:
     # As DeepMimic does: the first frame's root starts above the origin (height kept).
     frames[:, 0] -= frames[0, 0]
     frames[:, 2] -= frames[0, 2]
-    return MotionClip(path=path, loop=LOOP_MODES[loop_str], frame_durations=durations, frames=frames)
+    return MotionClip(path=path, loop=loop, frame_durations=durations, frames=frames)
 
 
 def _check_magnitudes(path: str, durations: np.ndarray, frames: np.ndarray, skeleton: Skeleton) -> None:

@@ -12,14 +12,27 @@ The YAML form is the same structure (``Motions``/``File``/``Weight``, or lower c
 
 A clip path is looked up relative to the dataset file, then the repository root; DeepMimic's own
 ``data/motions/<name>`` paths also resolve to ``motions/<name>``. ``task.env.motion_file`` may be
-a clip, a dataset, or a list of either (plain clips weigh 1).
+a clip, a dataset, or a list of either (plain clips weigh 1). A clip is a DeepMimic ``.txt`` or a
+poselib ``.npy`` (IsaacGymEnvs' motion files: poselib_utils/poselib_interop.py), read by ``load_clip``.
 """
 import json
 import os
 from typing import List, Sequence, Tuple, Union
 
-from poselib_utils.data_loader import DataFormatError
+from poselib_utils.data_loader import DataFormatError, MotionClip, Skeleton, load_motion
 from poselib_utils.repository import REPO_ROOT
+
+POSELIB_SUFFIX = ".npy"
+
+
+def load_clip(path: str, skeleton: Skeleton) -> MotionClip:
+    """A clip for the character ``skeleton`` (read from its MJCF): a DeepMimic clip, or a poselib
+    motion on any skeleton poselib_utils/skeletons/ maps onto that character."""
+    if path.endswith(POSELIB_SUFFIX):
+        from poselib_utils.poselib_interop import Character, load_poselib_clip
+
+        return load_poselib_clip(path, Character(skeleton.source))
+    return load_motion(path, skeleton)
 
 
 def _load_structured(path: str):
@@ -45,6 +58,8 @@ def is_dataset(path: str) -> bool:
     """A YAML file, or a JSON file whose top level has ``Motions``."""
     if path.endswith((".yaml", ".yml")):
         return True
+    if path.endswith(POSELIB_SUFFIX):
+        return False
     if not os.path.isfile(path) or os.path.getsize(path) > (64 << 20):
         return False
     data = _load_structured(path)
@@ -102,7 +117,7 @@ def resolve_motion_files(spec: Union[str, Sequence[str]], root: str = REPO_ROOT)
     for entry in entries:
         full = entry if os.path.isabs(entry) else os.path.join(root, entry)
         if os.path.isdir(full):
-            raise DataFormatError(full, "", "is a folder: give a clip (.txt), a dataset (.yaml, .json) or a list of them")
+            raise DataFormatError(full, "", "is a folder: give a clip (.txt, .npy), a dataset (.yaml, .json) or a list of them")
         if not os.path.isfile(full):
             raise FileNotFoundError("task.env.motion_file: {} does not exist".format(full))
         if is_dataset(full):

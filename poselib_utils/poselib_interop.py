@@ -35,15 +35,20 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
-from poselib_utils.data_loader import DataFormatError, MotionClip, Skeleton, find_data_file, load_motion
+from poselib_utils.data_loader import (DataFormatError, MotionClip, Skeleton, clip_from_frames, find_data_file,
+                                       load_motion)
 from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
 from poselib_utils.mjcf_converter import REVOLUTE_AXIS, Y_UP_TO_Z_UP
 from poselib_utils.repository import DEFAULT_MJCF
 from poselib_utils.retarget import clip_root_pose, rotation_to_wxyz, wxyz_to_rotation
+from poselib_utils.skeleton_maps import (NodeLayout, SkeletonMap, closest_skeleton_map, find_skeleton_map,
+                                         known_skeleton_maps, skeleton_map_named)
 
 NPY_MAGIC = b"\x93NUMPY\x01\x00"
+POSELIB_VELOCITY_SIGMA = 2.0  # frames: poselib's smoothing of the velocities it stores
 
 
 # ----------------------------------------------------------------------------------------------
@@ -166,30 +171,40 @@ def _tensor_dict(arr: np.ndarray) -> Dict:
     return {"arr": arr, "context": {"dtype": arr.dtype.name}}
 
 
-def clip_to_poselib(clip: MotionClip, character: Character) -> "OrderedDict":
-    """The clip as poselib's ``SkeletonMotion.to_dict()`` (plus ``__name__`` and ``deepmimic``)."""
+def poselib_velocities(pos: np.ndarray, glob: List[Rotation], frame_dt: float) -> Tuple[np.ndarray, np.ndarray]:
+    """World velocities [F, J, 3] and angular velocities as poselib's ``SkeletonMotion`` computes them
+    (what HumanoidAMP reads): central differences of positions, forward differences of rotations
+    (zero at the last frame), each smoothed by a Gaussian of 2 frames (edges held)."""
+    ang = np.zeros_like(pos)
+    for j, g in enumerate(glob):
+        ang[:-1, j] = (g[1:] * g[:-1].inv()).as_rotvec()
+    def per_second_smoothed(step: np.ndarray) -> np.ndarray:
+        return gaussian_filter1d(step, POSELIB_VELOCITY_SIGMA, axis=0, mode="nearest") / frame_dt
+
+    return per_second_smoothed(np.gradient(pos, axis=0)), per_second_smoothed(ang)
+
+
+def clip_to_poselib(clip: MotionClip, character: Character,
+                    skeleton_map: Optional[SkeletonMap] = None) -> "OrderedDict":
+    """The clip as poselib's ``SkeletonMotion.to_dict()`` (plus ``__name__`` and ``deepmimic``), on
+    our character's skeleton or, with ``skeleton_map``, on that one (its node names, order, rest frames)."""
     root_pos, rots = clip_local_rotations(clip, character)
     dt = clip.frame_durations[:-1]
     fps = 1.0 / float(np.mean(dt))
     fps = int(round(fps)) if abs(fps - round(fps)) < 1e-2 else fps
     pos, glob = forward_kinematics(character.parents, character.offsets, root_pos, rots)
-    times = clip.frame_times
-    vel = np.gradient(pos, times, axis=0)
-    ang = np.zeros_like(pos)
-    for j, g in enumerate(glob):
-        step = (g[1:] * g[:-1].inv()).as_rotvec() / dt[:, None]
-        ang[:-1, j] = step
-        ang[-1, j] = step[-1]
+    vel, ang = poselib_velocities(pos, glob, 1.0 / fps)
+    layout = NodeLayout(character.names, character.parents, skeleton_map)
     tree = OrderedDict([
-        ("node_names", list(character.names)),
-        ("parent_indices", _tensor_dict(character.parents.astype(np.int64))),
-        ("local_translation", _tensor_dict(character.offsets.astype(np.float32))),
+        ("node_names", list(layout.node_names)),
+        ("parent_indices", _tensor_dict(layout.node_parents.astype(np.int64))),
+        ("local_translation", _tensor_dict(layout.offsets_to_nodes(character.offsets).astype(np.float32))),
     ])
     return OrderedDict([
-        ("rotation", _tensor_dict(rots.astype(np.float32))),
+        ("rotation", _tensor_dict(layout.rotations_to_nodes(rots).astype(np.float32))),
         ("root_translation", _tensor_dict(root_pos.astype(np.float32))),
-        ("global_velocity", _tensor_dict(vel.astype(np.float32))),
-        ("global_angular_velocity", _tensor_dict(ang.astype(np.float32))),
+        ("global_velocity", _tensor_dict(layout.values_to_nodes(vel).astype(np.float32))),
+        ("global_angular_velocity", _tensor_dict(layout.values_to_nodes(ang).astype(np.float32))),
         ("skeleton_tree", tree),
         ("is_local", True),
         ("fps", fps),
@@ -250,31 +265,63 @@ def load_poselib_npy(path: str) -> Dict:
     return motion
 
 
-def poselib_to_frames(motion: Dict, character: Character, path: str = "<poselib motion>"):
-    """DeepMimic frames, frame durations and loop flag of a poselib motion on our character."""
+def node_layout(names: List[str], character: Character, path: str, skeleton: Optional[str] = None) -> NodeLayout:
+    """How the file's nodes ``names`` sit on ``character``: the skeleton named (``skeleton``: a map in
+    poselib_utils/skeletons/, or 'character' for the character's own), else the one they match."""
+    if skeleton == "character" or (skeleton is None and names == character.names):
+        found = None
+    elif skeleton is not None:
+        found = skeleton_map_named(skeleton)
+    else:
+        found = find_skeleton_map(names, character.mjcf_path)
+        if found is None:
+            closest = closest_skeleton_map(names)
+            if closest is None or len(set(closest.nodes) & set(names)) <= len(set(character.names) & set(names)):
+                against, expected = "the character", character.names
+            else:
+                against, expected = closest.name, list(closest.nodes)
+            extra = [n for n in names if n not in expected]
+            missing = [n for n in expected if n not in names]
+            raise DataFormatError(path, "skeleton_tree.node_names", "skeleton matches neither character {} nor a known "
+                                  "skeleton ({}); against {}: nodes {} are unknown, {} are missing{}".format(
+                                      os.path.basename(character.mjcf_path), ", ".join(sorted(known_skeleton_maps())),
+                                      against, extra, missing, "" if extra or missing else " (same names, other order)"))
+    if found is not None and not os.path.samefile(found.character, character.mjcf_path):
+        raise DataFormatError(path, "--skeleton", "skeleton '{}' maps onto {}, not {}".format(
+            found.name, found.character, character.mjcf_path))
+    expected = list(found.nodes) if found is not None else character.names
+    if names != expected:
+        raise DataFormatError(path, "skeleton_tree.node_names", "nodes {} are not skeleton '{}' ({})".format(
+            names, found.name if found is not None else "character", expected))
+    return NodeLayout(character.names, character.parents, found)
+
+
+def _check_tree(motion: Dict, tree: Dict, layout: NodeLayout, character: Character, path: str) -> None:
+    parents = np.asarray(_arr(path, motion, "parent_indices", (), tree), dtype=np.int64)
+    if parents.tolist() != layout.node_parents.tolist():
+        raise DataFormatError(path, "skeleton_tree.parent_indices", "parents {} differ from the character's {} "
+                              "in this skeleton's order".format(parents.tolist(), layout.node_parents.tolist()))
+    offsets = layout.offsets_to_joints(_arr(path, motion, "local_translation", (3,), tree))
+    err = np.linalg.norm(offsets[1:] - character.offsets[1:], axis=1)
+    if err.size and err.max() > 1e-3:
+        j = int(np.argmax(err)) + 1
+        raise DataFormatError(path, "skeleton_tree.local_translation", "node '{}' is offset {} from its parent, "
+                              "the character's '{}' {} ({:.3f} m apart): a different body, or other rest frames (name "
+                              "their skeleton map with --skeleton)".format(
+                                  layout.node_names[layout.order[j]], np.round(offsets[j], 4).tolist(),
+                                  character.names[j], np.round(character.offsets[j], 4).tolist(), err.max()))
+
+
+def poselib_to_frames(motion: Dict, character: Character, path: str = "<poselib motion>",
+                      skeleton: Optional[str] = None):
+    """DeepMimic frames, frame durations and loop flag of a poselib motion on our character; its
+    skeleton is ``skeleton`` (node_layout) or found from its node names."""
     tree = motion.get("skeleton_tree")
     if not isinstance(tree, dict) or "node_names" not in tree:
         raise DataFormatError(path, "field 'skeleton_tree'", "missing")
     names = [str(n) for n in tree["node_names"]]
-    if names != character.names:
-        extra = [n for n in names if n not in character.names]
-        missing = [n for n in character.names if n not in names]
-        raise DataFormatError(path, "skeleton_tree.node_names", "skeleton does not match character {}: nodes {} "
-                              "are not in the character, joints {} are missing{}".format(
-                                  os.path.basename(character.mjcf_path), extra, missing,
-                                  "" if extra or missing else " (same names, different order)"))
-    parents = np.asarray(_arr(path, motion, "parent_indices", (), tree), dtype=np.int64)
-    if parents.tolist() != character.parents.tolist():
-        raise DataFormatError(path, "skeleton_tree.parent_indices", "parents {} differ from the character's {}".format(
-            parents.tolist(), character.parents.tolist()))
-    local_t = _arr(path, motion, "local_translation", (3,), tree)
-    err = np.linalg.norm(local_t[1:] - character.offsets[1:], axis=1)
-    if err.size and err.max() > 1e-3:
-        j = int(np.argmax(err)) + 1
-        raise DataFormatError(path, "skeleton_tree.local_translation", "node '{}' is offset {} from its parent, "
-                              "the character has {} ({:.3f} m apart): a different body".format(
-                                  names[j], np.round(local_t[j], 4).tolist(), np.round(character.offsets[j], 4).tolist(),
-                                  err.max()))
+    layout = node_layout(names, character, path, skeleton)
+    _check_tree(motion, tree, layout, character, path)
     rots = _arr(path, motion, "rotation", (len(names), 4))
     root = _arr(path, motion, "root_translation", (3,))
     if rots.ndim != 3 or rots.shape[0] < 2 or root.shape[0] != rots.shape[0]:
@@ -282,28 +329,45 @@ def poselib_to_frames(motion: Dict, character: Character, path: str = "<poselib 
                               "frame, got {} and {}".format(len(names), rots.shape, root.shape))
     rots = rots / np.linalg.norm(rots, axis=-1, keepdims=True)
     if not bool(motion.get("is_local", True)):
-        glob = [Rotation.from_quat(rots[:, j]) for j in range(len(names))]
-        rots = np.stack([(glob[j] if parents[j] < 0 else glob[parents[j]].inv() * glob[j]).as_quat()
-                         for j in range(len(names))], axis=1)
+        parents = layout.node_parents
+        glob = [Rotation.from_quat(rots[:, n]) for n in range(len(names))]
+        rots = np.stack([(glob[n] if parents[n] < 0 else glob[parents[n]].inv() * glob[n]).as_quat()
+                         for n in range(len(names))], axis=1)
     extra = motion.get("deepmimic") or {}
     durations = extra.get("frame_durations")
     if durations is None or len(durations) != rots.shape[0]:
-        fps = float(motion.get("fps", 0) or 0)
-        if fps <= 0:
-            raise DataFormatError(path, "field 'fps'", "must be positive, got {!r}".format(motion.get("fps")))
-        durations = np.full(rots.shape[0], 1.0 / fps)
-    return frames_from_local_rotations(root, rots, character), np.asarray(durations, np.float64), bool(
-        extra.get("loop", False))
+        fps = _frame_rate(motion.get("fps"), path)
+        durations = np.append(np.full(rots.shape[0] - 1, 1.0 / fps), 0.0)  # DeepMimic's last frame lasts 0
+    frames = frames_from_local_rotations(root, layout.rotations_to_joints(rots), character)
+    return frames, np.asarray(durations, np.float64), bool(extra.get("loop", False))
 
 
-def convert(src: str, dst: str, mjcf_path: str = DEFAULT_MJCF, loop: Optional[bool] = None) -> None:
+def _frame_rate(value, path: str) -> float:
+    """poselib's ``fps``: a number or (IsaacGymEnvs' walk and run) a 0-d integer array."""
+    arr = np.asarray(value)
+    if arr.shape != () or arr.dtype.kind not in "iuf" or not 0 < float(arr) < np.inf:
+        raise DataFormatError(path, "field 'fps'", "must be a positive number, got {!r}".format(value))
+    return float(arr)
+
+
+def load_poselib_clip(path: str, character: Character, skeleton: Optional[str] = None) -> MotionClip:
+    """A poselib .npy motion as the DeepMimic clip it is, read and checked as the .txt would be."""
+    frames, durations, loop = poselib_to_frames(load_poselib_npy(path), character, path, skeleton)
+    return clip_from_frames(path, frames, durations, loop, character.skeleton)
+
+
+def convert(src: str, dst: str, mjcf_path: str = DEFAULT_MJCF, loop: Optional[bool] = None,
+            skeleton: Optional[str] = None) -> None:
+    """.npy -> .txt (``skeleton``: the file's, found from its node names when not given) or
+    .txt -> .npy (``skeleton``: the one to write, the character's own when not given)."""
     character = Character(mjcf_path)
     if src.endswith(".npy"):
-        frames, durations, clip_loop = poselib_to_frames(load_poselib_npy(src), character, src)
+        frames, durations, clip_loop = poselib_to_frames(load_poselib_npy(src), character, src, skeleton)
         write_deepmimic_motion(dst, frames, durations, clip_loop if loop is None else loop)
         load_motion(dst, character.skeleton)  # what we wrote reads back
     else:
-        save_poselib_npy(dst, clip_to_poselib(load_motion(src, character.skeleton), character))
+        skeleton_map = skeleton_map_named(skeleton) if skeleton not in (None, "character") else None
+        save_poselib_npy(dst, clip_to_poselib(load_motion(src, character.skeleton), character, skeleton_map))
 
 
 def main(argv=None) -> None:
@@ -311,9 +375,15 @@ def main(argv=None) -> None:
     parser.add_argument("input")
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--mjcf", default=DEFAULT_MJCF)
+    parser.add_argument("--skeleton", help="the .npy's skeleton: 'character' (the MJCF's own), or a map in "
+                        "poselib_utils/skeletons/ ({}); reading, found from the file's node names when not given; "
+                        "writing, 'character' when not given".format(", ".join(sorted(known_skeleton_maps()))))
+    parser.add_argument("--loop", choices=("wrap", "none"), help="the .txt's Loop (default: the .npy's record of it "
+                        "if it has one, else none)")
     args = parser.parse_args(argv)
     try:
-        convert(find_data_file(args.input), args.output, args.mjcf)
+        convert(find_data_file(args.input), args.output, args.mjcf, None if args.loop is None else args.loop == "wrap",
+                args.skeleton)
     except DataFormatError as err:
         raise SystemExit(str(err))
     print("wrote {}".format(args.output))

@@ -61,7 +61,7 @@ ROWS = [
     (["matmul_precision=fast"], ["matmul_precision must be one of highest, high, medium, got 'fast'"], ()),
     (["task.env.motion_file={bad}/short_frames.txt"], ["short_frames.txt: frame 0: has 43 numbers", "needs 44"], ()),
     (["task.env.motion_file=motions"], ["task.env.motion_file", "/motions: is a folder",
-                                        "a clip (.txt), a dataset (.yaml, .json)"], ()),
+                                        "a clip (.txt, .npy), a dataset (.yaml, .json)"], ()),
     (["task.env.motion_file=motions/no_such_clip.txt"], ["no_such_clip.txt does not exist"], ()),
     (["capture_video=True"], ["capture_video=True needs imageio and imageio-ffmpeg", 'pip install -e ".[video]"'],
      ("imageio_ffmpeg",)),

@@ -82,11 +82,11 @@ class FeasibilityCheck:
 
     def __call__(self, path: str) -> ClipFeasibility:
         """Ground depth and COM acceleration at the keyframes of the clip at ``path``."""
-        from poselib_utils.data_loader import load_motion
+        from poselib_utils.motion_dataset import load_clip
         from poselib_utils.retarget import clip_to_qpos
         from poselib_utils.retarget import cycle_root_shift
 
-        clip = load_motion(path, self.skeleton)
+        clip = load_clip(path, self.skeleton)
         qpos = clip_to_qpos(clip, self.skeleton, self.hinges)
         depth = np.zeros(clip.num_frames)
         com = np.zeros((clip.num_frames, 3))

@@ -14,8 +14,8 @@ import mujoco
 import numpy as np
 import torch
 
-from poselib_utils.data_loader import load_motion
 from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
+from poselib_utils.motion_dataset import load_clip
 from poselib_utils.retarget import clip_to_qpos, cycle_root_shift, hinge_joint_names, subdivide_clip
 from tasks.reference.cuda_graph import GraphedFunction
 from tasks.rotations import quat_conjugate, quat_mul, quat_slerp, quat_to_rotvec
@@ -86,7 +86,7 @@ class MotionLib:
                                    "com_vel", "frame_time", "frame_dt")}
         starts, counts, durations, loops, deltas = [], [], [], [], []
         for path in self.motion_files:
-            keyframes = load_motion(path, skeleton)
+            keyframes = load_clip(path, skeleton)
             clip, coords = subdivide_clip(keyframes, skeleton, MAX_FRAME_DT)
             qpos = clip_to_qpos(clip, skeleton, hinges)
             body_pos, body_rot, com_pos = _forward_kinematics(model, data, qpos)
