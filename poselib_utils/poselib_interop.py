@@ -31,6 +31,7 @@ import argparse
 import io
 import os
 import pickle
+import warnings
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
@@ -328,18 +329,31 @@ def poselib_to_frames(motion: Dict, character: Character, path: str = "<poselib 
         raise DataFormatError(path, "field 'rotation'", "needs [frames >= 2, {}, 4] with one root translation per "
                               "frame, got {} and {}".format(len(names), rots.shape, root.shape))
     rots = rots / np.linalg.norm(rots, axis=-1, keepdims=True)
+    extra = motion.get("deepmimic") or {}
+    durations = extra.get("frame_durations")
+    if durations is None or len(durations) != rots.shape[0]:
+        frame_dt = 1.0 / _frame_rate(motion.get("fps"), path)
+        if every_frame_twice(rots, root):
+            warnings.warn("{}: every frame is stored twice (as in IsaacGymEnvs' 60 fps clips): read at half that "
+                          "rate, {:g} fps, one keyframe per pair".format(path, 0.5 / frame_dt))
+            rots, root, frame_dt = rots[::2], root[::2], 2.0 * frame_dt
+        durations = np.append(np.full(rots.shape[0] - 1, frame_dt), 0.0)  # DeepMimic's last frame lasts 0
     if not bool(motion.get("is_local", True)):
         parents = layout.node_parents
         glob = [Rotation.from_quat(rots[:, n]) for n in range(len(names))]
         rots = np.stack([(glob[n] if parents[n] < 0 else glob[parents[n]].inv() * glob[n]).as_quat()
                          for n in range(len(names))], axis=1)
-    extra = motion.get("deepmimic") or {}
-    durations = extra.get("frame_durations")
-    if durations is None or len(durations) != rots.shape[0]:
-        fps = _frame_rate(motion.get("fps"), path)
-        durations = np.append(np.full(rots.shape[0] - 1, 1.0 / fps), 0.0)  # DeepMimic's last frame lasts 0
     frames = frames_from_local_rotations(root, layout.rotations_to_joints(rots), character)
     return frames, np.asarray(durations, np.float64), bool(extra.get("loop", False))
+
+
+def every_frame_twice(rots: np.ndarray, root: np.ndarray) -> bool:
+    """Frame 2k+1 repeats frame 2k throughout: a clip written at twice its real frame rate, which
+    played as stored would stop and jump every other frame."""
+    if rots.shape[0] < 4:
+        return False
+    pairs = rots.shape[0] // 2 * 2
+    return bool(np.array_equal(rots[0:pairs:2], rots[1:pairs:2]) and np.array_equal(root[0:pairs:2], root[1:pairs:2]))
 
 
 def _frame_rate(value, path: str) -> float:

@@ -123,6 +123,23 @@ def test_an_isaacgymenvs_file_reads_as_the_clip_it_was_made_from(tmp_path, chara
         np.testing.assert_allclose(data.xpos[1:] - data.xpos[1], pos[f, 1:] - pos[f, 1], atol=tol)
 
 
+def test_a_file_storing_every_frame_twice_reads_at_its_real_rate(tmp_path, character):
+    """IsaacGymEnvs' 60 fps walk, run, cartwheel, hop and dance repeat every frame (30 fps content):
+    played as stored the reference would stop and jump every other frame. Read as 30 fps, it is the clip."""
+    motion = isaacgymenvs_motion(True)
+    for key in ("rotation", "root_translation", "global_velocity", "global_angular_velocity"):
+        motion[key]["arr"] = np.repeat(motion[key]["arr"], 2, axis=0)
+    motion["fps"] = np.array(60, dtype=np.int32)
+    path = str(tmp_path / "doubled.npy")
+    save_as_numpy1(path, motion)
+    with pytest.warns(UserWarning, match="every frame is stored twice .* read at half that rate, 30 fps"):
+        clip = load_clip(path, character.skeleton)
+    walk = load_motion(WALK, character.skeleton)
+    assert clip.num_frames == walk.num_frames
+    np.testing.assert_allclose(clip.frame_durations, walk.frame_durations, atol=2e-6)
+    np.testing.assert_allclose(clip.frames, walk.frames, atol=1e-5)
+
+
 def test_writing_in_isaacgymenvs_layout_matches_its_file(tmp_path, character):
     """--skeleton amp_humanoid writes what IsaacGymEnvs would: its node names, order and parents, the
     same rotations, offsets and root path, float32; poselib's forward kinematics (node = parent *
