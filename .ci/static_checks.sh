@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks for the IsaacGym path (IsaacGym itself cannot be installed in CI):
-#  (a) vermin: tasks/, poselib_utils/ and train.py parse and run on Python 3.8 (IsaacGym's newest);
+#  (a) vermin: tasks/, poselib_utils/, tools/ and train.py parse and run on Python 3.8 (IsaacGym's newest);
 #  (b) mypy: tasks/engines/isaacgym_engine.py against isaacgym-stubs (gymapi only; gymtorch has a
 #      narrow ignore in the module). Fails on wrong gymapi names, argument counts or types.
 # Installs its tools into the active Python environment (PYTHON, default: python).
@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
 "$PY" -m pip install -q vermin mypy "isaacgym-stubs==1.1rc4"
 
-echo "== vermin --target=3.8- (tasks/ poselib_utils/ train.py)"
+echo "== vermin --target=3.8- (tasks/ poselib_utils/ tools/ train.py)"
 "$("$PY" -c "import sys, os; print(os.path.join(os.path.dirname(sys.executable), 'vermin'))")" -q --no-tips --target=3.8- --violations --eval-annotations --backport typing \
-    tasks/ poselib_utils/ train.py
+    tasks/ poselib_utils/ tools/ train.py
 
 echo "== mypy tasks/engines/isaacgym_engine.py against isaacgym-stubs"
 # isaacgym-stubs 1.1rc4's gymapi.pyi declares two properties named `lambda` (a keyword), which

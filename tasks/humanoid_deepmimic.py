@@ -214,7 +214,8 @@ class HumanoidDeepMimic(VecTask):
             self.motion_times >= self.motion_lib.durations[self.motion_ids])
         reset, terminated, timed_out = compute_deepmimic_reset(
             body_pos=body_state[..., POS], ref_body_pos=ref.body_pos, contact_forces=self.engine.contact_forces(),
-            progress=self.progress_buf, fall_contact_mask=self.fall_contact_mask, sim_failed=failed,
+            progress=self.progress_buf, contact_settle_steps=self.engine.contact_settle_steps,
+            fall_contact_mask=self.fall_contact_mask, sim_failed=failed,
             clip_ended=clip_ended, enable_early_termination=self.enable_early_termination,
             termination_distance=self.termination_distance, contact_force_threshold=self.contact_force_threshold,
             max_episode_length=self.max_episode_length)
@@ -226,19 +227,20 @@ class HumanoidDeepMimic(VecTask):
             self.tracking_metrics.update(body_state[..., POS], body_state[..., ROT], self.motion_ids,
                                          self.motion_times, self.rew_buf, reset, terminated | failed)
         self._record_episode_stats(terms, reset, failed, terminated)
+        window = self.engine if isinstance(self.engine, EngineWindow) and self.engine.window_open else None
+        if window is not None and window.take_reset_request():  # Backspace: env 0 joins this step's resets
+            reset = reset.clone()
+            reset[0] = True
         self._reset_envs(reset)
         self.obs_buf[:] = self.compute_observations()
-        if isinstance(self.engine, EngineWindow) and self.engine.window_open:
-            self._update_engine_window(self.engine)
+        if window is not None:
+            self._show_reference_in(window)
         if self.watcher is not None:
             self.watcher.after_step()
 
-    def _update_engine_window(self, window: EngineWindow) -> None:
-        """An engine's own window (IsaacGym): Backspace there resets env 0; env 0's reference is
-        shown as a ghost. Only with a window open, so the host copy costs nothing in training."""
-        if window.take_reset_request():
-            self.reset_idx(torch.zeros(1, dtype=torch.long, device=self.device))
-            self.obs_buf[:] = self.compute_observations()
+    def _show_reference_in(self, window: EngineWindow) -> None:
+        """An engine's own window (IsaacGym) shows env 0's reference as a ghost. Only with a window
+        open, so the host copy costs nothing in training."""
         ref = self.motion_lib.get_state(self.motion_ids[0:1], self.motion_times[0:1])
         window.show_reference(ref.body_pos[0])
 
@@ -370,13 +372,16 @@ def detect_sim_failures(body_state: torch.Tensor, dof_state: torch.Tensor) -> to
 
 @torch.jit.script
 def compute_deepmimic_reset(body_pos: torch.Tensor, ref_body_pos: torch.Tensor, contact_forces: torch.Tensor,
-                            progress: torch.Tensor, fall_contact_mask: torch.Tensor, sim_failed: torch.Tensor,
+                            progress: torch.Tensor, contact_settle_steps: int, fall_contact_mask: torch.Tensor,
+                            sim_failed: torch.Tensor,
                             clip_ended: torch.Tensor, enable_early_termination: bool, termination_distance: float,
                             contact_force_threshold: float,
                             max_episode_length: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns (reset, terminated early, timed out). A non-looping clip's end ends the episode
-    as DeepMimic does (a terminal state, not a time-out)."""
+    as DeepMimic does (a terminal state, not a time-out). Ground contact does not end an episode in
+    its first ``contact_settle_steps`` steps (an engine's contacts from before the reset)."""
     touching = (contact_forces.norm(p=2, dim=-1) > contact_force_threshold) & fall_contact_mask.unsqueeze(0)
+    touching = touching & (progress > contact_settle_steps).unsqueeze(-1)
     drifted = (body_pos - ref_body_pos).norm(p=2, dim=-1).max(dim=-1).values > termination_distance
     terminated = (touching.any(dim=-1) | drifted) & (~sim_failed)
     if not enable_early_termination:

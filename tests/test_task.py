@@ -231,10 +231,10 @@ def test_one_body_far_from_its_reference_terminates():
     nb = body_pos.shape[1]
     reset, terminated, timed_out = compute_deepmimic_reset(
         body_pos=body_pos, ref_body_pos=ref.body_pos, contact_forces=torch.zeros(2, nb, 3),
-        progress=torch.ones(2, dtype=torch.long), fall_contact_mask=torch.zeros(nb, dtype=torch.bool),
-        sim_failed=torch.zeros(2, dtype=torch.bool), clip_ended=torch.zeros(2, dtype=torch.bool),
-        enable_early_termination=True, termination_distance=1.0, contact_force_threshold=1.0,
-        max_episode_length=300)
+        progress=torch.ones(2, dtype=torch.long), contact_settle_steps=0,
+        fall_contact_mask=torch.zeros(nb, dtype=torch.bool), sim_failed=torch.zeros(2, dtype=torch.bool),
+        clip_ended=torch.zeros(2, dtype=torch.bool), enable_early_termination=True, termination_distance=1.0,
+        contact_force_threshold=1.0, max_episode_length=300)
     assert terminated.tolist() == [True, False] and reset.tolist() == [True, False]
     assert not timed_out.any()
 
@@ -392,16 +392,21 @@ def test_contact_bodies_character_needs_the_mjcf_field(tmp_path):
 def test_engine_with_its_own_window_gets_env0_reference_and_resets_on_request(monkeypatch):
     """For an engine with a window of its own (IsaacGym), the task hands it env 0's reference body
     positions each step (checked against MuJoCo's forward kinematics of the reference pose) and
-    resets env 0 when the window asks. Stood in for by the CPU engine with a window pretended."""
+    resets env 0 when the window asks, in the step's one state write (IsaacGym's maintainers: one
+    indexed write per step). Stood in for by the CPU engine with a window pretended."""
     import mujoco
 
     from tasks.engines import EngineWindow
     from tasks.engines.mujoco_engine import MujocoEngine
 
-    shown, requests = [], [False, True, False]
+    shown, requests, writes = [], [False, True, False], []
 
     class WindowedMujocoEngine(MujocoEngine, EngineWindow):
         window_open = True
+
+        def set_state(self, env_ids, *state):
+            writes.append(env_ids)
+            super().set_state(env_ids, *state)
 
         def show_reference(self, body_pos):
             shown.append(body_pos.clone())
@@ -416,7 +421,9 @@ def test_engine_with_its_own_window_gets_env0_reference_and_resets_on_request(mo
     data = mujoco.MjData(model)
     body_ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in task.engine.body_names]
     for _ in range(3):
+        writes.clear()
         task.step(hold_actions(task))
+        assert len(writes) == 1
         ref = task.motion_lib.get_state(task.motion_ids[0:1], task.motion_times[0:1])
         data.qpos[:] = torch.cat([ref.root_pos[0], ref.root_rot[0], ref.dof_pos[0]]).double().numpy()
         mujoco.mj_kinematics(model, data)

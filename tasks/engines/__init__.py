@@ -1,8 +1,8 @@
 """Engine factory. Each engine module is imported only when chosen, so a machine that has only
-MuJoCo never imports isaacgym or warp."""
+MuJoCo never imports isaacgym or warp. Importing this package imports no torch either (the engine
+interface, ``tasks.engines.engine``, is loaded on first use): train.py resolves the engine name
+before it imports IsaacGym, which refuses to load after torch."""
 import importlib
-
-from tasks.engines.engine import Engine, EngineConfig, EngineWindow
 
 __all__ = ["ENGINES", "Engine", "EngineConfig", "EngineUnavailableError", "EngineWindow", "build_engine",
            "resolve_engine_name"]
@@ -12,6 +12,13 @@ ENGINES = {
     "mujoco_warp": ("tasks.engines.mujoco_warp_engine", "MujocoWarpEngine"),
     "isaacgym": ("tasks.engines.isaacgym_engine", "IsaacGymEngine"),
 }
+_INTERFACE = ("Engine", "EngineConfig", "EngineWindow")  # from tasks.engines.engine, on first use
+
+
+def __getattr__(name: str):
+    if name in _INTERFACE:
+        return getattr(importlib.import_module("tasks.engines.engine"), name)
+    raise AttributeError("module 'tasks.engines' has no attribute '{}'".format(name))
 
 
 class EngineUnavailableError(RuntimeError):
@@ -40,7 +47,8 @@ def resolve_engine_name(name: str) -> str:
     return name
 
 
-def build_engine(name: str, cfg: EngineConfig) -> Engine:
+def build_engine(name: str, cfg):
+    """The engine ``name`` (an ``Engine``) for ``cfg`` (an ``EngineConfig``)."""
     module_name, class_name = ENGINES[resolve_engine_name(name)]
     try:
         module = importlib.import_module(module_name)

@@ -33,6 +33,10 @@ class Engine(abc.ABC):
     """Subclasses call ``__init__`` with the character they compiled, hand their readout buffers
     to ``_adopt_readouts``, and implement ``set_state``, ``set_pd_targets`` and ``step``."""
 
+    # Steps after a reset whose contact forces may still be from before it: the task does not end
+    # an episode on ground contact during them. MuJoCo computes contacts from the state it was given.
+    contact_settle_steps = 0
+
     def __init__(self, cfg: EngineConfig, device: torch.device, body_names: Sequence[str],
                  dof_names: Sequence[str], dof_limits: torch.Tensor):
         self.device = device

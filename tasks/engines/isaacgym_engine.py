@@ -7,26 +7,37 @@ docs/isaacgym.md.
 
 Conversions done here, once, so the task sees the project's conventions (tasks/engines/engine.py):
 
+* the asset: IsaacGym loads a copy of the MJCF made for its importer (tasks/engines/isaacgym_asset.py:
+  spherical bodies' hinges listed x, y, z, geom densities in place of masses); the body masses it
+  reports are checked against MuJoCo's at start-up.
+* spherical joints: IsaacGym makes a body's three hinges one spherical joint, its DOFs the
+  exponential map of the joint rotation and the child-frame angular velocity; our DOFs are MuJoCo's
+  sequential hinge angles and rates. Positions, velocities and PD targets are converted both ways
+  (tasks/engines/spherical_joints.py). PD drives act on the exp-map components, not on each hinge.
 * quaternions: IsaacGym stores ``(x, y, z, w)``; the project uses ``(w, x, y, z)``.
 * bodies and DOFs: IsaacGym's asset order is mapped by name to MJCF order (bodies without the
   world body, DOFs in hinge order); a name missing on either side is an error.
-* env origins: IsaacGym places every env in one global frame, ``env_spacing`` apart. Getters
-  subtract each env's origin and ``set_state`` adds it, so every env sits at the origin.
+* env origins: IsaacGym's root, body and DOF tensors are in each env's own frame (IsaacGymEnvs and
+  MimicKit write motion root positions into them unchanged); only drawing needs an env origin:
+  lines are drawn in env 0's frame, the camera (env ``None``) in the global one.
 * velocities: PhysX reports a rigid body's linear velocity at its centre of mass (the same
   tensors IsaacLab later relabelled ``com_vel``). The contract wants the body *frame's* velocity,
   as MuJoCo's ``framelinvel`` gives, so getters shift it by ``omega x (origin - com)`` and
-  ``set_state`` shifts the root velocity the other way.
+  ``set_state`` shifts the root velocity the other way. ``python -m tools.isaacgym_check``
+  measures whether that holds on a real IsaacGym.
 * stale bodies after a reset: IsaacGym writes indexed root/DOF states into the sim, but its
   rigid-body and contact tensors keep the old values until the next ``simulate``. IsaacGymEnvs
   tasks read the root/DOF tensors they just wrote and live with stale bodies; here ``set_state``
   instead fills the reset envs' rows of the published body buffer by forward kinematics of the
   written state (``_forward_kinematics``, the MJCF tree: hinges at body origins, applied in
   order as MuJoCo does) and zeroes their contacts, so the contract ("refresh their body states
-  and contacts") holds. The next ``step`` overwrites them with IsaacGym's own values.
+  and contacts") holds. The next ``step`` overwrites them with IsaacGym's own values; its contact
+  forces may predate the reset (IsaacGymEnvs masks them), hence ``contact_settle_steps = 1``.
 """
 import math
 import os
-import xml.etree.ElementTree as ET
+import shutil
+import tempfile
 from typing import Any, Dict, List, Optional, Tuple  # noqa: F401  (Tuple: type comments)
 
 # IsaacGym must be imported before torch (gymtorch builds a torch extension on import).
@@ -36,10 +47,13 @@ import torch
 
 from tasks.body_state import ANG_VEL, BODY_STATE_WIDTH, LIN_VEL, POS, ROT
 from tasks.engines.engine import Engine, EngineConfig, EngineWindow
+from tasks.engines.isaacgym_asset import isaacgym_mjcf, parse_mjcf, spherical_hinge_groups
+from tasks.engines.spherical_joints import SphericalJoints
 from tasks.rotations import quat_from_axis_angle, quat_mul, quat_rotate
 
 DEFAULT_ENV_SPACING = 5.0  # m, when EngineConfig.env_spacing is 0
 MAX_ANGULAR_VELOCITY = 100.0  # rad/s; IsaacGym's default (64) clips fast limbs in flips and spins
+MASS_TOLERANCE = 0.01  # relative: IsaacGym's body masses against MuJoCo's
 
 # gymapi.acquire_gym() hands out one Gym per process, and IsaacGym supports one live sim per
 # process (IsaacGymEnvs keeps an EXISTING_SIM global for this). Acquire it once, here.
@@ -61,61 +75,28 @@ def wxyz_to_xyzw(q: torch.Tensor) -> torch.Tensor:
     return torch.cat([q[..., 1:4], q[..., 0:1]], dim=-1)
 
 
-def _floats(text: Optional[str], default: str) -> List[float]:
-    return [float(v) for v in (text or default).split()]
-
-
-def parse_mjcf(mjcf_path: str) -> Dict[str, Any]:
-    """Bodies (MJCF order, with parent index, offset and hinges), hinge order and the position
-    actuators' kp / kv / forcerange, read with ElementTree."""
-    root = ET.parse(mjcf_path).getroot()
-    world = root.find("worldbody")
-    if world is None:
-        raise ValueError("{}: no worldbody".format(mjcf_path))
-    bodies = []  # type: List[Dict[str, Any]]
-
-    def visit(elem: ET.Element, parent: int) -> None:
-        for child in elem.findall("body"):
-            if child.get("quat") or child.get("euler") or child.get("axisangle"):
-                raise ValueError("{}: body {} is rotated; only offsets are supported".format(
-                    mjcf_path, child.get("name")))
-            hinges = []
-            for joint in child.findall("joint"):
-                if joint.get("type", "hinge") != "hinge":
-                    raise ValueError("{}: joint {} is not a hinge".format(mjcf_path, joint.get("name")))
-                if any(abs(v) > 0 for v in _floats(joint.get("pos"), "0 0 0")):
-                    raise ValueError("{}: joint {} is off its body origin".format(mjcf_path, joint.get("name")))
-                hinges.append((joint.get("name"), _floats(joint.get("axis"), "0 0 1")))
-            bodies.append({"name": child.get("name"), "parent": parent, "pos": _floats(child.get("pos"), "0 0 0"),
-                           "hinges": hinges})
-            visit(child, len(bodies) - 1)
-
-    visit(world, -1)
-    dof_names = [name for body in bodies for name, _ in body["hinges"]]
-    actuators = {}  # type: Dict[str, Tuple[float, float, float]]
-    actuator_root = root.find("actuator")
-    for act in (actuator_root.findall("position") if actuator_root is not None else []):
-        force = _floats(act.get("forcerange"), "0 0")
-        actuators[act.get("joint", "")] = (float(act.get("kp", "1")), float(act.get("kv", "0")),
-                                           max(abs(force[0]), abs(force[1])))
-    missing = [d for d in dof_names if d not in actuators]
-    if missing:
-        raise ValueError("{}: hinges {} have no position actuator".format(mjcf_path, missing))
-    return {"bodies": bodies, "dof_names": dof_names, "actuators": actuators,
-            "dof_ranges": [_floats(j.get("range"), "0 0") for j in world.iter("joint")
-                           if j.get("type", "hinge") == "hinge" and j.get("name") in actuators]}
-
-
 class IsaacGymEngine(Engine, EngineWindow):
+    contact_settle_steps = 1  # contact forces of the step after a reset may predate it (module docstring)
+
     def __init__(self, cfg: EngineConfig):
         mjcf = parse_mjcf(cfg.mjcf_path)
         super().__init__(cfg, torch.device(cfg.device), [b["name"] for b in mjcf["bodies"]], mjcf["dof_names"],
                          torch.tensor(mjcf["dof_ranges"], dtype=torch.float32))
         self.gym = _gym()
         self._build_kinematic_tree(mjcf["bodies"])
+        groups = spherical_hinge_groups(mjcf["dof_names"], mjcf["bodies"])
+        self.spherical = SphericalJoints(groups, [[self._hinges[b][k][1].tolist() for k in range(3)]
+                                                  for b, body in enumerate(mjcf["bodies"]) if len(body["hinges"]) == 3],
+                                         self.device)
         self.sim = self._create_sim(cfg)
-        asset, dof_props = self._load_asset(cfg.mjcf_path, mjcf["actuators"])
+        asset_dir = tempfile.mkdtemp(prefix="deepmimic_isaacgym_")
+        try:
+            asset, dof_props = self._load_asset(isaacgym_mjcf(cfg.mjcf_path, asset_dir), mjcf)
+        finally:
+            shutil.rmtree(asset_dir, ignore_errors=True)
+        self.dof_properties = dof_props  # as set on every actor (tools/isaacgym_check.py changes them)
         self._create_envs(asset, dof_props, mjcf["bodies"][0]["pos"], cfg.env_spacing or DEFAULT_ENV_SPACING)
+        self._check_masses(cfg.mjcf_path)
         self.gym.prepare_sim(self.sim)
         self._acquire_tensors()
         self.viewer = None  # type: Optional[gymapi.Viewer]
@@ -147,6 +128,12 @@ class IsaacGymEngine(Engine, EngineWindow):
         sim_params.physx.num_threads = cfg.num_threads or (os.cpu_count() or 1)
         sim_params.physx.contact_offset = 0.02
         sim_params.physx.rest_offset = 0.0
+        # as IsaacGymEnvs' HumanoidAMP and MimicKit's humanoids run PhysX
+        sim_params.physx.bounce_threshold_velocity = 0.2
+        sim_params.physx.max_depenetration_velocity = 10.0
+        sim_params.physx.default_buffer_size_multiplier = 5.0
+        sim_params.physx.max_gpu_contact_pairs = 8 * 1024 * 1024
+        sim_params.physx.num_subscenes = 0
         graphics_device_id = -1 if cfg.headless else device_id
         sim = self.gym.create_sim(device_id, graphics_device_id, gymapi.SIM_PHYSX, sim_params)
         if sim is None:
@@ -159,25 +146,43 @@ class IsaacGymEngine(Engine, EngineWindow):
         self.gym.add_ground(sim, plane)
         return sim
 
-    def _load_asset(self, mjcf_path: str, actuators: Dict[str, Tuple[float, float, float]]) -> Tuple[Any, Any]:
-        """The MJCF as an IsaacGym asset, and its DOF properties with the actuators' PD gains."""
+    def _load_asset(self, asset_path: str, mjcf: Dict[str, Any]) -> Tuple[Any, Any]:
+        """The IsaacGym copy of the MJCF as an asset, and its DOF properties: the actuators' PD gains
+        and force limits, each hinge's armature (in joint space, as MuJoCo applies it) and limits."""
         options = gymapi.AssetOptions()
         options.default_dof_drive_mode = int(gymapi.DOF_MODE_POS)  # stubs type this field as int
         options.angular_damping = 0.0
         options.linear_damping = 0.0
         options.max_angular_velocity = MAX_ANGULAR_VELOCITY
         options.collapse_fixed_joints = False  # keep the joint-less wrists as bodies, as MuJoCo does
-        mjcf_path = os.path.abspath(mjcf_path)
-        asset = self.gym.load_asset(self.sim, os.path.dirname(mjcf_path), os.path.basename(mjcf_path), options)
+        options.use_physx_armature = True
+        asset = self.gym.load_asset(self.sim, os.path.dirname(asset_path), os.path.basename(asset_path), options)
         self._map_asset_order(asset)
         dof_props = self.gym.get_asset_dof_properties(asset)
+        ranges = dict(zip(mjcf["dof_names"], mjcf["dof_ranges"]))
         for i, name in enumerate(self.gym.get_asset_dof_names(asset)):
-            kp, kv, effort = actuators[name]
+            kp, kv, effort = mjcf["actuators"][name]
             dof_props["driveMode"][i] = int(gymapi.DOF_MODE_POS)
             dof_props["stiffness"][i] = kp
             dof_props["damping"][i] = kv
             dof_props["effort"][i] = effort
+            dof_props["armature"][i] = mjcf["armature"][name]
+            dof_props["hasLimits"][i] = mjcf["limited"][name]
+            dof_props["lower"][i], dof_props["upper"][i] = ranges[name]
         return asset, dof_props
+
+    def _check_masses(self, mjcf_path: str) -> None:
+        """IsaacGym's body masses (from the copy's densities) must be MuJoCo's from the MJCF."""
+        from poselib_utils.mjcf_character import compile_mjcf
+
+        self.mujoco_masses = torch.tensor(compile_mjcf(mjcf_path).body_mass[1:], dtype=torch.float32)
+        ours = self._masses.cpu()
+        error = ((ours - self.mujoco_masses).abs() / self.mujoco_masses.clamp_min(1e-6)).max().item()
+        if error > MASS_TOLERANCE:
+            table = ", ".join("{} {:.3f}/{:.3f} kg".format(n, float(a), float(b))
+                              for n, a, b in zip(self.body_names, ours, self.mujoco_masses))
+            raise RuntimeError("{}: IsaacGym's body masses differ from MuJoCo's by up to {:.1%} (IsaacGym/MuJoCo: {})"
+                               .format(mjcf_path, error, table))
 
     def _create_envs(self, asset: gymapi.Asset, dof_props: Any, root_pos: List[float], spacing: float) -> None:
         """One actor per env on a grid; the env origins, actor indices, body masses and COMs."""
@@ -209,7 +214,7 @@ class IsaacGymEngine(Engine, EngineWindow):
         self._com_local = coms.to(self.device)  # [B, 3] centre of mass in each body frame
 
     def _acquire_tensors(self) -> None:
-        """IsaacGym's state tensors (global frame, xyzw, asset order; rows laid out as
+        """IsaacGym's state tensors (each env's frame, xyzw, asset order; rows laid out as
         tasks/body_state.py, quaternion order aside), and the published buffers."""
         n, nb, nd = self.num_envs, self.num_bodies, self.num_dofs
         self._root_raw = gymtorch.wrap_tensor(self.gym.acquire_actor_root_state_tensor(self.sim))
@@ -218,6 +223,7 @@ class IsaacGymEngine(Engine, EngineWindow):
             n, nb, BODY_STATE_WIDTH)
         self._contact_raw = gymtorch.wrap_tensor(self.gym.acquire_net_contact_force_tensor(self.sim)).view(n, nb, 3)
         self._targets_raw = torch.zeros(n, nd, device=self.device)
+        self._pending_write = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._adopt_readouts(torch.zeros(n, nd, 2, device=self.device),
                              torch.zeros(n, nb, BODY_STATE_WIDTH, device=self.device),
                              torch.zeros(n, 3, device=self.device), torch.zeros(n, nb, 3, device=self.device))
@@ -270,18 +276,14 @@ class IsaacGymEngine(Engine, EngineWindow):
             return
         # The root's world-frame origin velocity -> PhysX's centre-of-mass velocity.
         root_com_offset = quat_rotate(root_rot, self._com_local[0].expand_as(root_pos))
-        root = torch.cat([root_pos + self._env_origins[ids], wxyz_to_xyzw(root_rot),
+        root = torch.cat([root_pos, wxyz_to_xyzw(root_rot),
                           root_vel + torch.cross(root_ang_vel, root_com_offset, dim=-1), root_ang_vel], dim=-1)
         self._root_raw[ids.long()] = root
-        self._dof_raw[ids, :, 0] = dof_pos[:, self._dof_perm_inv]
-        self._dof_raw[ids, :, 1] = dof_vel[:, self._dof_perm_inv]
-        self._targets_raw[ids] = dof_pos[:, self._dof_perm_inv]
-        actor_ids = self._actor_ids[ids]
-        self.gym.set_actor_root_state_tensor_indexed(self.sim, gymtorch.unwrap_tensor(self._root_raw),
-                                                     gymtorch.unwrap_tensor(actor_ids), len(actor_ids))
-        self.gym.set_dof_state_tensor_indexed(self.sim, gymtorch.unwrap_tensor(self._dof_raw),
-                                              gymtorch.unwrap_tensor(actor_ids), len(actor_ids))
-        self.gym.set_dof_position_target_tensor(self.sim, gymtorch.unwrap_tensor(self._targets_raw))
+        exp_map = self.spherical.angles_to_exp_map(dof_pos)
+        self._dof_raw[ids, :, 0] = exp_map[:, self._dof_perm_inv]
+        self._dof_raw[ids, :, 1] = self.spherical.rates_to_angular_velocity(dof_pos, dof_vel)[:, self._dof_perm_inv]
+        self._targets_raw[ids] = exp_map[:, self._dof_perm_inv]
+        self._pending_write[ids] = True  # written into the sim once, by the next step (_write_pending)
         # IsaacGym's body and contact tensors stay stale until the next simulate: publish these
         # envs' bodies from the written state instead (module docstring).
         self._dof_state[ids, :, 0] = dof_pos
@@ -292,9 +294,21 @@ class IsaacGymEngine(Engine, EngineWindow):
         self._contact_forces[ids] = 0.0
 
     def set_pd_targets(self, targets: torch.Tensor) -> None:
-        self._targets_raw[:] = targets.to(self.device)[:, self._dof_perm_inv]
+        self._targets_raw[:] = self.spherical.angles_to_exp_map(targets.to(self.device))[:, self._dof_perm_inv]
+
+    def _write_pending(self) -> None:
+        """The envs set since the last step, in one indexed write of each kind: IsaacGym's maintainers
+        ask for one per simulate (a second call's indices replace the first's)."""
+        actor_ids = self._actor_ids[self._pending_write]
+        if actor_ids.numel():
+            self.gym.set_actor_root_state_tensor_indexed(self.sim, gymtorch.unwrap_tensor(self._root_raw),
+                                                         gymtorch.unwrap_tensor(actor_ids), len(actor_ids))
+            self.gym.set_dof_state_tensor_indexed(self.sim, gymtorch.unwrap_tensor(self._dof_raw),
+                                                  gymtorch.unwrap_tensor(actor_ids), len(actor_ids))
+        self._pending_write[:] = False
 
     def step(self) -> None:
+        self._write_pending()
         self.gym.set_dof_position_target_tensor(self.sim, gymtorch.unwrap_tensor(self._targets_raw))
         for _ in range(self.substeps):
             self.gym.simulate(self.sim)
@@ -313,11 +327,10 @@ class IsaacGymEngine(Engine, EngineWindow):
 
     def show_reference(self, body_pos: torch.Tensor) -> None:
         """The ghost: a line from each body's reference position to its parent's, orange as in the
-        MuJoCo viewer. Lines take global coordinates (as legged_gym's debug drawing passes them), so
-        env 0's origin is added back."""
+        MuJoCo viewer, drawn in env 0's frame (add_lines with env 0, as MimicKit draws)."""
         if self.viewer is None:
             return
-        pos = (body_pos.detach() + self._env_origins[0]).to("cpu", dtype=torch.float32)
+        pos = body_pos.detach().to("cpu", dtype=torch.float32)
         bones = [(p, b) for b, p in enumerate(self._parents) if p >= 0]
         # flat float32 arrays, 6 numbers per line and 3 per colour (as FrankaCabinet passes lists)
         vertices = torch.stack([pos[i] for bone in bones for i in bone]).reshape(-1).numpy()
@@ -339,7 +352,7 @@ class IsaacGymEngine(Engine, EngineWindow):
     def _publish(self) -> None:
         """IsaacGym's raw tensors -> the project's conventions, for all envs."""
         raw = self._body_raw[:, self._body_perm]
-        pos = raw[..., POS] - self._env_origins[:, None]
+        pos = raw[..., POS]
         rot = xyzw_to_wxyz(raw[..., ROT])
         com_vel = raw[..., LIN_VEL]
         ang_vel = raw[..., ANG_VEL]
@@ -349,7 +362,10 @@ class IsaacGymEngine(Engine, EngineWindow):
         self._body_state[..., LIN_VEL] = com_vel - torch.cross(ang_vel, com_offset, dim=-1)
         self._body_state[..., ANG_VEL] = ang_vel
         self._com_velocity[:] = (com_vel * self._masses[:, None]).sum(dim=1) / self._masses.sum()
-        self._dof_state[:] = self._dof_raw[:, self._dof_perm]
+        dof = self._dof_raw[:, self._dof_perm]
+        angles = self.spherical.exp_map_to_angles(dof[..., 0])
+        self._dof_state[..., 0] = angles
+        self._dof_state[..., 1] = self.spherical.angular_velocity_to_rates(angles, dof[..., 1])
         # The net contact force includes body-body contacts, which cannot occur here: actors
         # filter self-collision (create_actor's filter) and envs are in separate groups.
         self._contact_forces[:] = self._contact_raw[:, self._body_perm]
@@ -422,7 +438,7 @@ class IsaacGymEngine(Engine, EngineWindow):
         if self.show_ghost and self._ghost_lines is not None:
             vertices, colors = self._ghost_lines
             self.gym.add_lines(viewer, self.envs[0], len(colors) // 3, vertices, colors)
-        root = self._root_raw[0, POS].tolist()  # global frame, as the viewer draws
+        root = (self._root_raw[0, POS] + self._env_origins[0]).tolist()  # the camera takes global coordinates
         target = gymapi.Vec3(root[0], root[1], root[2])
         eye = gymapi.Vec3(root[0], root[1] - 3.0, root[2] + 1.0)
         # env None: global coordinates, as IsaacGymEnvs calls it (the stubs type it Env only)
