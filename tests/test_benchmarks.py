@@ -27,6 +27,20 @@ def test_train_throughput_reports_samples_per_second():
     assert re.search(r"samples/s .*: \d+", out), out
 
 
+def test_epoch_split_accounts_for_the_whole_epoch():
+    """The five parts of an epoch add up to the epoch; every rate is printed (no timing asserted)."""
+    out = run("epoch_split.py", "--engine", "mujoco", "--num-envs", "8", "--epochs", "3", "--skip", "1", "--steps", "5")
+    rates = dict(re.findall(r"^(engine alone|task, random actions|rollout: task \+ policy|training) .*?([\d,]+)$", out,
+                            re.MULTILINE))
+    assert len(rates) == 4 and all(int(v.replace(",", "")) > 0 for v in rates.values()), out
+    parts = re.findall(r"^(physics|task kernels|policy inference|rl_games bookkeeping|PPO update)\s+(-?[\d.]+)\s", out,
+                       re.MULTILINE)
+    total = float(re.search(r"^total\s+([\d.]+)$", out, re.MULTILINE).group(1))
+    assert len(parts) == 5 and abs(sum(float(ms) for _, ms in parts) - total) < 0.5, out
+    runs = os.path.join(REPO_ROOT, "runs")
+    assert not [d for d in (os.listdir(runs) if os.path.isdir(runs) else []) if d.startswith("epoch_split_")]
+
+
 def test_train_throughput_passes_its_overrides_to_train():
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "benchmarks", "train_throughput.py"),
                              "--engine", "mujoco", "--num-envs", "8", "--epochs", "1", "--", "matmul_precision=fast"],

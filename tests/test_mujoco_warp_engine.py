@@ -281,3 +281,25 @@ def test_factory(monkeypatch, cfg):
                                                       substeps=SUBSTEPS, device=DEVICE))
     assert isinstance(engine, MujocoWarpEngine) and engine.body_state().shape[:2] == (2, engine.num_bodies)
     engine.close()
+
+
+def test_kernel_compilation_says_one_line_not_one_per_module(tmp_path):
+    """A first build (an empty kernel cache) prints what it is doing and how long it took, not Warp's
+    line per loaded module (about 45 of them)."""
+    import os
+    import subprocess
+    import sys
+
+    from poselib_utils.repository import REPO_ROOT
+
+    code = ("import warp as wp\nwp.config.kernel_cache_dir = {!r}\n"
+            "from tasks.engines import EngineConfig, build_engine\nfrom poselib_utils.repository import DEFAULT_MJCF\n"
+            "build_engine('mujoco_warp', EngineConfig(mjcf_path=DEFAULT_MJCF, num_envs=2, sim_dt=1 / 120, substeps=1, "
+            "device={!r}))\n").format(str(tmp_path), DEVICE)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert not [line for line in lines if line.startswith("Module ")], lines
+    assert lines[0].startswith("MuJoCo-Warp: building the physics kernels for") and str(tmp_path) in lines[0]
+    assert lines[1].startswith("MuJoCo-Warp: kernels ready in") and len(lines) == 2, lines

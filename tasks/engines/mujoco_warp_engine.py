@@ -19,6 +19,7 @@ mujoco_warp has no auto-reset (put_model rejects even the flag that disables it)
 world carries NaNs to the task, which resets it. Physics runs in float32.
 """
 import gc
+import time
 from typing import Optional
 
 import mujoco
@@ -161,6 +162,7 @@ class MujocoWarpEngine(Engine):
         self.model = m = compile_scene(cfg.mjcf_path, cfg.sim_dt, with_sensors=False)
         body_names, dof_names, dof_limits = character_description(m)
         super().__init__(cfg, device, body_names, dof_names, torch.from_numpy(dof_limits))
+        wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)  # not a line per kernel module
         wp.init()
         self._wp_device = wp.device_from_torch(self.device)
 
@@ -198,8 +200,12 @@ class MujocoWarpEngine(Engine):
             self._wp_stream = wp.get_stream(self._wp_device)
             self._wp_stream_as_torch = torch.cuda.ExternalStream(self._wp_stream.cuda_stream, device=self.device)
         # Run both sequences once (compiling and loading every kernel they use), then capture.
+        start = time.perf_counter()
+        print("MuJoCo-Warp: building the physics kernels for {} (compiled on a machine's first run, about 2 min "
+              "on a GPU; read back from {} after that)".format(self.device, wp.config.kernel_cache_dir), flush=True)
         self._launch(None, self._forward_fn)
         self._launch(None, self._step_fn)
+        print("MuJoCo-Warp: kernels ready in {:.1f} s".format(time.perf_counter() - start), flush=True)
         if self._use_graph:
             self._forward_graph = self._capture(self._forward_fn)
             self._step_graph = self._capture(self._step_fn)

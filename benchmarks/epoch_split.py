@@ -1,0 +1,169 @@
+"""Where a training epoch's time goes: engine, task, rollout and training rates, and the split of
+one epoch into physics, task kernels, policy inference, rl_games' bookkeeping and the PPO update.
+
+    python benchmarks/epoch_split.py --num-envs 4096 --epochs 20            # GPU engine
+    python benchmarks/epoch_split.py --engine mujoco --num-envs 64 --epochs 4
+
+One process: the engine alone and the task alone with random actions (benchmarks/throughput.py),
+then rl_games training as train.py runs it. Training runs ``--epochs`` epochs untimed (rl_games'
+own samples/s, no synchronisation added) and as many again with a device synchronisation around
+every timed part, whose sums give the split; the rollout rate (task + policy, no update) comes from
+that second pass. The first ``--skip`` epochs of each pass are left out (warm-up).
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's packages
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import train  # noqa: E402
+from benchmarks.throughput import time_engine, time_task  # noqa: E402
+from tasks.config import CONFIG_DIR, register_resolvers  # noqa: E402
+from tasks.rlgames.checkpointing import PreemptibleA2CAgent  # noqa: E402
+from tasks.rlgames.evaluation import unwrap_task  # noqa: E402
+
+PARTS = ("physics", "task kernels", "policy inference", "rl_games bookkeeping", "PPO update")
+
+
+class EpochClock:
+    """Seconds per timed part, summed over the epochs after ``skip``; ``timing`` False: epochs only."""
+
+    def __init__(self, device: torch.device, skip: int, timing: bool):
+        self.device, self.skip, self.timing = device, skip, timing
+        self.seconds = defaultdict(float)
+        self.epochs = 0
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def timed(self, name, fn):
+        def run(*args, **kwargs):
+            if not self.timing:
+                return fn(*args, **kwargs)
+            self.sync()
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            self.sync()
+            if self.epochs >= self.skip:
+                self.seconds[name] += time.perf_counter() - start
+            return out
+        return run
+
+
+class TimedAgent(PreemptibleA2CAgent):
+    """rl_games' agent with its rollout, inference, env step and epoch timed by ``clock``."""
+
+    def __init__(self, base_name, params, clock: EpochClock):
+        super().__init__(base_name, params)
+        self.clock = clock
+        engine = unwrap_task(self.vec_env).engine
+        engine.step = clock.timed("engine step", engine.step)  # this engine object only
+
+    def get_action_values(self, obs):
+        return self.clock.timed("inference", super().get_action_values)(obs)
+
+    def env_step(self, actions):
+        return self.clock.timed("env step", super().env_step)(actions)
+
+    def play_steps(self):
+        return self.clock.timed("rollout", super().play_steps)()
+
+    def train_epoch(self):
+        self.clock.sync()
+        start = time.perf_counter()
+        out = super().train_epoch()
+        self.clock.sync()
+        if self.clock.epochs >= self.clock.skip:
+            self.clock.seconds["epoch"] += time.perf_counter() - start
+        self.clock.epochs += 1
+        return out
+
+
+def train_epochs(engine: str, num_envs: int, epochs: int, skip: int, timing: bool, overrides) -> EpochClock:
+    """``epochs`` epochs of train.py's training; the clock of them."""
+    register_resolvers()
+    experiment = "epoch_split_" + uuid.uuid4().hex[:8]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["sim_engine=" + engine, "num_envs={}".format(num_envs),
+                                                        "max_iterations={}".format(epochs), "headless=True"]
+                      + list(overrides))
+    engine = train.check_config(cfg)
+    from rl_games.torch_runner import Runner
+
+    from tasks.rlgames.distributed import rank_info
+
+    sim_device, rl_device = train._set_up_process(cfg, engine, rank_info(False))
+    run_dir = os.path.join(train.RUNS_DIR, experiment)
+    tasks_made = train._register_task(cfg, engine, run_dir, True, sim_device, rl_device)
+    train_cfg = train._train_config(cfg, rl_device, experiment)
+    train_cfg["params"]["config"]["save_frequency"] = 0
+    clock = EpochClock(torch.device(rl_device), skip, timing)
+    runner = Runner()
+    runner.algo_factory.register_builder("a2c_continuous", lambda **kwargs: TimedAgent(clock=clock, **kwargs))
+    try:
+        runner.load(train_cfg)
+        runner.reset()
+        runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+    finally:
+        tasks_made.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return clock
+
+
+def split(clock: EpochClock) -> dict:
+    s = clock.seconds
+    return {"physics": s["engine step"], "task kernels": s["env step"] - s["engine step"],
+            "policy inference": s["inference"], "rl_games bookkeeping": s["rollout"] - s["env step"] - s["inference"],
+            "PPO update": s["epoch"] - s["rollout"]}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engine", default="auto")
+    parser.add_argument("--num-envs", type=int, default=4096)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--skip", type=int, default=3, help="first epochs of each pass left out")
+    parser.add_argument("--steps", type=int, default=100, help="steps of the engine and task timings")
+    parser.add_argument("overrides", nargs="*", help="train.py (hydra) overrides, after --")
+    args = parser.parse_args(argv)
+    if args.skip >= args.epochs:
+        raise SystemExit("--skip must be below --epochs")
+    from tasks.engines import resolve_engine_name
+
+    engine = resolve_engine_name(args.engine)
+    device = "cuda:0" if engine != "mujoco" else "cpu"
+    engine_rate = time_engine(engine, args.num_envs, args.steps, device)
+    task_rate = time_task(engine, args.num_envs, args.steps, device)
+    untimed = train_epochs(engine, args.num_envs, args.epochs, args.skip, False, args.overrides)
+    timed = train_epochs(engine, args.num_envs, args.epochs, args.skip, True, args.overrides)
+    horizon = compose_horizon(args.overrides)
+    samples = (args.epochs - args.skip) * args.num_envs * horizon
+    parts = split(timed)
+    print("envs={} epochs={} (first {} left out), horizon {}".format(args.num_envs, args.epochs, args.skip, horizon))
+    print("{:<34} {:>14}".format("rate", "per second"))
+    print("{:<34} {:>14,.0f}".format("engine alone (env-steps)", engine_rate))
+    print("{:<34} {:>14,.0f}".format("task, random actions (env-steps)", task_rate))
+    print("{:<34} {:>14,.0f}".format("rollout: task + policy (samples)", samples / timed.seconds["rollout"]))
+    print("{:<34} {:>14,.0f}".format("training (samples)", samples / untimed.seconds["epoch"]))
+    print("{:<34} {:>9} {:>6}".format("one epoch, synchronised", "ms", "%"))
+    per_epoch = 1000.0 / (args.epochs - args.skip)
+    for name in PARTS:
+        print("{:<34} {:>9.1f} {:>5.1f}%".format(name, parts[name] * per_epoch, 100.0 * parts[name] / timed.seconds["epoch"]))
+    print("{:<34} {:>9.1f}".format("total", timed.seconds["epoch"] * per_epoch))
+
+
+def compose_horizon(overrides) -> int:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return int(cfg.train.params.config.horizon_length)
+
+
+if __name__ == "__main__":
+    main()
