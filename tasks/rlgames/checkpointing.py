@@ -21,6 +21,7 @@ from rl_games.algos_torch import a2c_continuous, torch_ext
 
 from tasks.rlgames import distributed
 from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
+from tasks.rlgames.rollout import play_steps_one_sync
 from tasks.rlgames.stop_request import StopRequest
 
 PARTIAL_SUFFIX = ".partial"
@@ -136,6 +137,12 @@ class PreemptibleA2CAgent(a2c_continuous.A2CAgent):
         finally:
             if self.writer is not None:
                 self.writer.flush()
+
+    def play_steps(self):
+        """rl_games' rollout, one host synchronisation per epoch instead of per step (rollout.py)."""
+        if self.num_agents == 1 and not self.use_action_masks and not self.has_central_value:
+            return play_steps_one_sync(self)
+        return super().play_steps()
 
     def update_epoch(self):
         # Called at the top of each epoch of rl_games' training loop: the previous epoch, with its
