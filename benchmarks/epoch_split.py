@@ -98,6 +98,7 @@ def train_epochs(engine: str, num_envs: int, epochs: int, skip: int, timing: boo
     from rl_games.torch_runner import Runner
 
     from tasks.rlgames.distributed import rank_info
+    from tasks.rlgames.observers import EpisodeStatsObserver, MultiObserver
 
     sim_device, rl_device = train._set_up_process(cfg, engine, rank_info(False))
     run_dir = os.path.join(train.RUNS_DIR, experiment)
@@ -105,7 +106,7 @@ def train_epochs(engine: str, num_envs: int, epochs: int, skip: int, timing: boo
     train_cfg = train._train_config(cfg, rl_device, experiment)
     train_cfg["params"]["config"]["save_frequency"] = 0
     clock = EpochClock(torch.device(rl_device), skip, timing)
-    runner = Runner()
+    runner = Runner(algo_observer=MultiObserver([EpisodeStatsObserver()]))  # as train.py's
     runner.algo_factory.register_builder("a2c_continuous", lambda **kwargs: TimedAgent(clock=clock, **kwargs))
     try:
         runner.load(train_cfg)

@@ -42,3 +42,14 @@ def test_one_sync_rollout_trains_bit_identically_to_rl_games(monkeypatch):
     assert ours["last_mean_rewards"] == theirs["last_mean_rewards"] and ours["epoch"] == theirs["epoch"] == 3
     for a, b in zip(ours["optimizer"]["state"].values(), theirs["optimizer"]["state"].values()):
         assert all(torch.equal(a[k], b[k]) for k in a if torch.is_tensor(a[k]))
+
+
+def test_observers_that_need_finished_envs_each_step_keep_rl_games_rollout():
+    """rl_games' own observer reads the finished envs' indices every step: with it in the mix the
+    agent keeps rl_games' rollout (the one-sync rollout passes none)."""
+    from rl_games.common.algo_observer import DefaultAlgoObserver
+
+    from tasks.rlgames.observers import EpisodeStatsObserver, MultiObserver
+
+    assert MultiObserver([EpisodeStatsObserver()]).needs_done_indices is False
+    assert MultiObserver([EpisodeStatsObserver(), DefaultAlgoObserver()]).needs_done_indices is True

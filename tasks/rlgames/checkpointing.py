@@ -139,8 +139,10 @@ class PreemptibleA2CAgent(a2c_continuous.A2CAgent):
                 self.writer.flush()
 
     def play_steps(self):
-        """rl_games' rollout, one host synchronisation per epoch instead of per step (rollout.py)."""
-        if self.num_agents == 1 and not self.use_action_masks and not self.has_central_value:
+        """rl_games' rollout, one host synchronisation per epoch instead of per step (rollout.py), when
+        the observers need no finished-env indices each step (the project's do not)."""
+        if self.num_agents == 1 and not self.use_action_masks and not self.has_central_value and \
+                getattr(self.algo_observer, "needs_done_indices", True) is False:
             return play_steps_one_sync(self)
         return super().play_steps()
 

@@ -20,6 +20,11 @@ class MultiObserver(AlgoObserver):
         super().__init__()
         self.observers = list(observers)
 
+    @property
+    def needs_done_indices(self) -> bool:
+        """Whether ``process_infos`` needs the finished envs each step (a host sync, rollout.py)."""
+        return any(getattr(o, "needs_done_indices", True) for o in self.observers)
+
     def _call(self, name: str, *args, **kwargs) -> None:
         for observer in self.observers:
             method = getattr(observer, name, None)  # after_clear_stats is not in AlgoObserver's base
@@ -49,6 +54,8 @@ class WandbObserver(AlgoObserver):
     """Starts wandb before rl_games creates its tensorboard writer, so ``sync_tensorboard`` mirrors every
     scalar. The run id is derived from the experiment name: a resumed job (same ``experiment=``)
     continues the same wandb run."""
+
+    needs_done_indices = False
 
     def __init__(self, project: str, entity: str, group: str, config: Dict[str, Any], run_dir: str):
         super().__init__()
@@ -81,6 +88,8 @@ class EpisodeStatsObserver(AlgoObserver):
 
     def after_init(self, algo):
         self.writer = algo.writer
+
+    needs_done_indices = False  # it reads the task's episode sums from infos
 
     def process_infos(self, infos, done_indices):
         episode = infos.get("episode") if isinstance(infos, dict) else None

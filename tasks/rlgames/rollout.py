@@ -43,7 +43,7 @@ def play_steps_one_sync(agent) -> dict:
         rewards_at_end[n] = agent.current_rewards
         shaped_at_end[n] = agent.current_shaped_rewards
         lengths_at_end[n] = agent.current_lengths
-        agent.algo_observer.process_infos(infos, None)  # the project's observers read infos only
+        agent.algo_observer.process_infos(infos, None)  # observers that need no done indices (checkpointing.py)
         not_done = (1.0 - agent.dones.float()).unsqueeze(1)
         agent.current_rewards.mul_(not_done)
         agent.current_shaped_rewards.mul_(not_done)
