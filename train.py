@@ -70,7 +70,7 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
     """The character and every clip load, and the clips fit the character; otherwise they would
     fail only when rl_games builds the env."""
     from poselib_utils.data_loader import DataFormatError
-    from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
+    from poselib_utils.mjcf_character import allowed_contact_bodies, compile_mjcf, load_skeleton_from_mjcf
     from poselib_utils.motion_dataset import check_evaluation_envs, load_clip, resolve_motion_files
 
     try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
@@ -89,6 +89,12 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
             load_clip(full, skeleton)
         except DataFormatError as err:
             raise SystemExit("task.env.motion_file: {}".format(err))
+    contact_bodies = cfg.task.env.contact_bodies
+    try:
+        allowed_contact_bodies(contact_bodies if isinstance(contact_bodies, str) else list(contact_bodies),
+                               skeleton.source, skeleton.joint_names)
+    except (ValueError, DataFormatError) as err:
+        raise SystemExit(str(err))
     if cfg.task.env.evaluation:
         try:
             check_evaluation_envs(len(motion_paths), num_envs)

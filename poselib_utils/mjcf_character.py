@@ -89,3 +89,19 @@ def load_fall_contact_bodies(path: str) -> List[str]:
         raise DataFormatError(path, "<custom> deepmimic_fall_contacts", "expected {} flags of 0 or 1, got '{}'".format(
             len(skeleton.joints), fields["deepmimic_fall_contacts"]))
     return [j.name for j, f in zip(skeleton.joints, flags) if f == "1"]
+
+
+def allowed_contact_bodies(spec, mjcf_path: str, body_names: Sequence[str]) -> List[str]:
+    """``task.env.contact_bodies`` as the bodies allowed to touch the ground: a list of body names,
+    or 'character' for DeepMimic's rule (every body but the character's fall-contact bodies).
+    ValueError naming the setting, the unknown names and the character's bodies otherwise."""
+    if spec == "character":
+        falls = load_fall_contact_bodies(mjcf_path)
+        return [b for b in body_names if b not in falls]
+    if isinstance(spec, str) or not all(isinstance(b, str) for b in spec):
+        raise ValueError("task.env.contact_bodies: a list of body names or 'character', got {!r}".format(spec))
+    unknown = [b for b in spec if b not in body_names]
+    if unknown:
+        raise ValueError("task.env.contact_bodies: unknown bodies {}; {} has {}".format(
+            unknown, os.path.basename(mjcf_path), list(body_names)))
+    return list(spec)

@@ -10,7 +10,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from poselib_utils.mjcf_character import load_fall_contact_bodies, load_skeleton_from_mjcf
+from poselib_utils.mjcf_character import allowed_contact_bodies, load_skeleton_from_mjcf
 from poselib_utils.mjcf_converter import hinge_names
 from poselib_utils.motion_dataset import resolve_motion_files
 from poselib_utils.repository import REPO_ROOT, repo_path
@@ -119,16 +119,8 @@ class HumanoidDeepMimic(VecTask):
         self.end_effector_mask = end_effectors.to(device)
         self.dof_weights = self.body_weights[torch.tensor([dof_body[d] for d in self.engine.dof_names],
                                                           device=device)]
-        requested = contact_bodies = env["contact_bodies"]
-        if contact_bodies == "character":  # DeepMimic's rule: all but the character's fall-contact bodies
-            falls = load_fall_contact_bodies(skeleton.source)
-            contact_bodies = [b for b in bodies if b not in falls]
-        elif isinstance(contact_bodies, str):
-            raise ValueError("task.env.contact_bodies: a list of body names or 'character', got '{}'".format(
-                contact_bodies))
-        unknown = [b for b in contact_bodies if b not in index]
-        if unknown:
-            raise ValueError("task.env.contact_bodies: unknown bodies {}; the model has {}".format(unknown, bodies))
+        requested = env["contact_bodies"]
+        contact_bodies = allowed_contact_bodies(requested, skeleton.source, bodies)
         self.fall_contact_mask = torch.tensor([b not in contact_bodies for b in bodies], device=device)
         # When an episode ends early, as task.env overrides; saved in checkpoints so that playing one
         # under other settings (a cartwheel policy without its wrists allowed down) is pointed out.

@@ -93,6 +93,10 @@ ROWS = [
     (["train.params.config.minibatch_size=7"], ["train.params.config.minibatch_size (7) must divide "
                                                 "num_envs x horizon_length (64 x 32 = 2048)"], ()),
     (["train.params.network.mlp.units=[]"], ["train.params.network.mlp.units must be a non-empty list"], ()),
+    (["task.env.contact_bodies=[right_ankle,left_foot]"], ["task.env.contact_bodies: unknown bodies ['left_foot']",
+                                                          "humanoid3d.xml has ['root', 'chest'"], ()),
+    (["task.env.contact_bodies=everything"], ["task.env.contact_bodies: a list of body names or 'character', "
+                                              "got 'everything'"], ()),
     # finite but absurd clip values (poselib_utils/data_loader.py)
     (["task.env.motion_file={bad}/long_frame.txt"], ["long_frame.txt: frame 3: field 'duration' (column 0) is "
                                                      "1e+30 s; a frame may last at most 10 s"], ()),
