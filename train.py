@@ -79,9 +79,10 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
         raise SystemExit(str(err))
     except DataFormatError as err:
         raise SystemExit("task.env.motion_file: {}".format(err))
+    asset = repo_path(cfg.task.env.asset_file)
     try:
-        skeleton = load_skeleton_from_mjcf(repo_path(cfg.task.env.asset_file))
-        compile_mjcf(repo_path(cfg.task.env.asset_file))
+        skeleton = load_skeleton_from_mjcf(asset)
+        compile_mjcf(asset)
     except DataFormatError as err:
         raise SystemExit("task.env.asset_file: {}".format(err))
     for full in motion_paths:
@@ -90,10 +91,10 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
         except DataFormatError as err:
             raise SystemExit("task.env.motion_file: {}".format(err))
     contact_bodies = cfg.task.env.contact_bodies
-    try:
-        allowed_contact_bodies(contact_bodies if isinstance(contact_bodies, str) else list(contact_bodies),
-                               skeleton.source, skeleton.joint_names)
-    except (ValueError, DataFormatError) as err:
+    try:  # DataFormatError is a ValueError
+        allowed_contact_bodies(OmegaConf.to_container(contact_bodies) if OmegaConf.is_config(contact_bodies)
+                               else contact_bodies, asset, skeleton.joint_names)
+    except ValueError as err:
         raise SystemExit(str(err))
     if cfg.task.env.evaluation:
         try:

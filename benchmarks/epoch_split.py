@@ -38,6 +38,7 @@ class EpochClock:
         self.device, self.skip, self.timing = device, skip, timing
         self.seconds = defaultdict(float)
         self.epochs = 0
+        self.horizon = 0  # policy steps per env and epoch, set from the training config
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -106,6 +107,7 @@ def train_epochs(engine: str, num_envs: int, epochs: int, skip: int, timing: boo
     train_cfg = train._train_config(cfg, rl_device, experiment)
     train_cfg["params"]["config"]["save_frequency"] = 0
     clock = EpochClock(torch.device(rl_device), skip, timing)
+    clock.horizon = int(train_cfg["params"]["config"]["horizon_length"])
     runner = Runner(algo_observer=MultiObserver([EpisodeStatsObserver()]))  # as train.py's
     runner.algo_factory.register_builder("a2c_continuous", lambda **kwargs: TimedAgent(clock=clock, **kwargs))
     try:
@@ -144,7 +146,7 @@ def main(argv=None) -> None:
     task_rate = time_task(engine, args.num_envs, args.steps, device)
     untimed = train_epochs(engine, args.num_envs, args.epochs, args.skip, False, args.overrides)
     timed = train_epochs(engine, args.num_envs, args.epochs, args.skip, True, args.overrides)
-    horizon = compose_horizon(args.overrides)
+    horizon = timed.horizon
     samples = (args.epochs - args.skip) * args.num_envs * horizon
     parts = split(timed)
     print("envs={} epochs={} (first {} left out), horizon {}".format(args.num_envs, args.epochs, args.skip, horizon))
@@ -158,12 +160,6 @@ def main(argv=None) -> None:
     for name in PARTS:
         print("{:<34} {:>9.1f} {:>5.1f}%".format(name, parts[name] * per_epoch, 100.0 * parts[name] / timed.seconds["epoch"]))
     print("{:<34} {:>9.1f}".format("total", timed.seconds["epoch"] * per_epoch))
-
-
-def compose_horizon(overrides) -> int:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    return int(cfg.train.params.config.horizon_length)
 
 
 if __name__ == "__main__":

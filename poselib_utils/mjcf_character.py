@@ -98,7 +98,7 @@ def allowed_contact_bodies(spec, mjcf_path: str, body_names: Sequence[str]) -> L
     if spec == "character":
         falls = load_fall_contact_bodies(mjcf_path)
         return [b for b in body_names if b not in falls]
-    if isinstance(spec, str) or not all(isinstance(b, str) for b in spec):
+    if not isinstance(spec, (list, tuple)) or not all(isinstance(b, str) for b in spec):
         raise ValueError("task.env.contact_bodies: a list of body names or 'character', got {!r}".format(spec))
     unknown = [b for b in spec if b not in body_names]
     if unknown:

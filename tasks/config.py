@@ -96,6 +96,11 @@ def _shown(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
+# DeepMimic's reward terms (each with a weight ``<term>_w`` and a scale ``<term>_scale``) and the
+# coefficients of the root term's error; the task (tasks/humanoid_deepmimic.py) reads them in this order.
+REWARD_TERMS = ("pose", "vel", "end_eff", "root", "com", "body_pos")
+ROOT_ERROR_COEFFS = ("root_pos_coeff", "root_rot_coeff", "root_vel_coeff", "root_ang_vel_coeff")
+
 ON_OFF = Allowed("bool")
 POSITIVE = Allowed("number", 0, above=True)
 NON_NEGATIVE = Allowed("number", 0)
@@ -118,10 +123,8 @@ TASK_SETTINGS = (
     ("env.clip_observations", POSITIVE),
     ("env.obs.phase", ON_OFF),
     ("env.obs.target_frames", Allowed("whole", 1, listed=True, empty=True)),
-) + tuple(("reward." + term + suffix, NON_NEGATIVE)
-          for term in ("pose", "vel", "end_eff", "root", "com", "body_pos") for suffix in ("_w", "_scale")) + tuple(
-    ("reward." + coeff, NON_NEGATIVE)
-    for coeff in ("root_pos_coeff", "root_rot_coeff", "root_vel_coeff", "root_ang_vel_coeff", "com_vel_coeff"))
+) + tuple(("reward." + term + suffix, NON_NEGATIVE) for term in REWARD_TERMS for suffix in ("_w", "_scale")) \
+  + tuple(("reward." + coeff, NON_NEGATIVE) for coeff in ROOT_ERROR_COEFFS + ("com_vel_coeff",))
 
 # train.py's own settings and rl_games' PPO settings, as paths in the top-level config.
 RUN_SETTINGS = (
@@ -194,7 +197,7 @@ def check_task_settings(task_cfg) -> None:
         raise SettingError(problems[0])
     env, reward = task_cfg["env"], task_cfg["reward"]
     physics_substeps(float(env["sim_freq_hz"]), float(env["control_freq_hz"]))
-    weights = ["{}_w".format(term) for term in ("pose", "vel", "end_eff", "root", "com", "body_pos")]
+    weights = [term + "_w" for term in REWARD_TERMS]
     if sum(float(reward[w]) for w in weights) <= 0:
         raise SettingError("task.reward: the term weights ({}) must have a positive sum, got all 0".format(", ".join(weights)))
 

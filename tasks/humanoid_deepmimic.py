@@ -16,7 +16,7 @@ from poselib_utils.motion_dataset import resolve_motion_files
 from poselib_utils.repository import REPO_ROOT, repo_path
 from tasks.base.vec_task import VecTask
 from tasks.body_state import POS, ROT, body_ang_vel, body_lin_vel, body_pos, body_rot, body_vel
-from tasks.config import check_task_settings, physics_substeps
+from tasks.config import REWARD_TERMS, ROOT_ERROR_COEFFS, check_task_settings, physics_substeps
 from tasks.engines import EngineConfig, EngineWindow, build_engine
 from tasks.reference.motion_lib import MotionLib
 from tasks.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
@@ -24,8 +24,6 @@ from tasks.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, 
 from tasks.tracking_metrics import make_tracking_metrics
 from tasks.display.viewer import make_watcher
 
-REWARD_TERMS = ("pose", "vel", "end_eff", "root", "com", "body_pos")
-ROOT_ERROR_COEFFS = ("root_pos_coeff", "root_rot_coeff", "root_vel_coeff", "root_ang_vel_coeff")
 
 
 def normalized_reward_weights(weights: Dict[str, float]) -> torch.Tensor:

@@ -22,17 +22,20 @@ WALK = repo_path("motions/humanoid3d_walk.txt")
 CHARACTER = repo_path("assets/mjcf/humanoid3d.xml")
 
 
+def _walk_clip() -> dict:
+    with open(WALK) as f:
+        return json.load(f)
+
+
 def _clip_with(row: int, column: int, value: float) -> str:
     """The walk clip with one number changed (column 0 is the frame's duration)."""
-    with open(WALK) as f:
-        clip = json.load(f)
+    clip = _walk_clip()
     clip["Frames"][row][column] = value
     return json.dumps(clip)
 
 
 def _clip_frames_cut_to(width: int) -> str:
-    with open(WALK) as f:
-        clip = json.load(f)
+    clip = _walk_clip()
     clip["Frames"] = [frame[:width] for frame in clip["Frames"]]
     return json.dumps(clip)
 
@@ -97,6 +100,7 @@ ROWS = [
                                                           "humanoid3d.xml has ['root', 'chest'"], ()),
     (["task.env.contact_bodies=everything"], ["task.env.contact_bodies: a list of body names or 'character', "
                                               "got 'everything'"], ()),
+    (["task.env.contact_bodies=5"], ["task.env.contact_bodies: a list of body names or 'character', got 5"], ()),
     # finite but absurd clip values (poselib_utils/data_loader.py)
     (["task.env.motion_file={bad}/long_frame.txt"], ["long_frame.txt: frame 3: field 'duration' (column 0) is "
                                                      "1e+30 s; a frame may last at most 10 s"], ()),

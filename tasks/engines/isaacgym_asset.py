@@ -18,7 +18,7 @@ Torch-free: nothing here needs IsaacGym either, so its rules are tested on any m
 import math
 import os
 import xml.etree.ElementTree as ET
-from typing import Any, Dict, List, Optional, Tuple  # noqa: F401  (Tuple: type comments)
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -135,6 +135,8 @@ def isaacgym_mjcf(mjcf_path: str, out_dir: str) -> str:
     return path
 
 
-def spherical_hinge_groups(dof_names: List[str], bodies: List[dict]) -> List[List[int]]:
-    """For each body with three hinges: the indices of its hinges in ``dof_names`` (MJCF order)."""
-    return [[dof_names.index(name) for name, _ in body["hinges"]] for body in bodies if len(body["hinges"]) == 3]
+def spherical_hinge_groups(dof_names: List[str], bodies: List[dict]) -> Tuple[List[List[int]], List[List[List[float]]]]:
+    """For each body with three hinges, in MJCF order: their indices in ``dof_names``, and their axes."""
+    spherical = [body["hinges"] for body in bodies if len(body["hinges"]) == 3]
+    return ([[dof_names.index(name) for name, _ in hinges] for hinges in spherical],
+            [[axis for _, axis in hinges] for hinges in spherical])

@@ -84,10 +84,7 @@ class IsaacGymEngine(Engine, EngineWindow):
                          torch.tensor(mjcf["dof_ranges"], dtype=torch.float32))
         self.gym = _gym()
         self._build_kinematic_tree(mjcf["bodies"])
-        groups = spherical_hinge_groups(mjcf["dof_names"], mjcf["bodies"])
-        self.spherical = SphericalJoints(groups, [[self._hinges[b][k][1].tolist() for k in range(3)]
-                                                  for b, body in enumerate(mjcf["bodies"]) if len(body["hinges"]) == 3],
-                                         self.device)
+        self.spherical = SphericalJoints(*spherical_hinge_groups(mjcf["dof_names"], mjcf["bodies"]), self.device)
         self.sim = self._create_sim(cfg)
         asset_dir = tempfile.mkdtemp(prefix="deepmimic_isaacgym_")
         try:

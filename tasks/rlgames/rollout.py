@@ -65,13 +65,9 @@ def _update_meters(agent, finished, rewards_at_end, shaped_at_end, lengths_at_en
     """The meters fed as rl_games feeds them, one update per step; the one host sync of the rollout."""
     where = finished.nonzero(as_tuple=False).cpu()  # [games, 2]: (step, env), step-major as rl_games meets them
     counts = torch.bincount(where[:, 0], minlength=finished.shape[0]).tolist()
-    envs = where[:, 1].to(finished.device)
-    start = 0
-    for n, count in enumerate(counts):
-        if count:
-            rows = slice(start, start + count)
-            ids = envs[rows].unsqueeze(1)  # rl_games indexes with nonzero()'s [games, 1]
+    for n, envs in enumerate(where[:, 1].to(finished.device).split(counts)):
+        if envs.numel():
+            ids = envs.unsqueeze(1)  # rl_games indexes with nonzero()'s [games, 1]
             agent.game_rewards.update(rewards_at_end[n][ids])
             agent.game_shaped_rewards.update(shaped_at_end[n][ids])
             agent.game_lengths.update(lengths_at_end[n][ids])
-            start += count
