@@ -191,7 +191,6 @@ def _set_up_process(cfg: DictConfig, engine: str, ranks):
     torch.manual_seed(cfg.seed + ranks.rank)  # rl_games seeds each rank with seed + RANK as well
     if cfg.torch_deterministic:
         torch.use_deterministic_algorithms(True)
-    torch.set_float32_matmul_precision(cfg.matmul_precision)
     return sim_device, rl_device
 
 
@@ -259,6 +258,13 @@ def _save_resolved_config(cfg: DictConfig, engine: str, sim_device: str, rl_devi
         f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
 
+def set_matmul_precision(cfg: DictConfig) -> None:
+    """cfg.matmul_precision, applied after rl_games' Runner is built: its constructor turns TF32 on."""
+    import torch
+
+    torch.set_float32_matmul_precision(cfg.matmul_precision)
+
+
 def _make_runner(cfg: DictConfig, is_main: bool, run_dir: str, stop_request):
     """rl_games' runner with our observers, the preemptible agent (checkpoint and stop on
     ``stop_request``, None when playing) and, to play, the evaluation player."""
@@ -273,6 +279,7 @@ def _make_runner(cfg: DictConfig, is_main: bool, run_dir: str, stop_request):
         observers.append(WandbObserver(cfg.wandb_project, cfg.wandb_entity, cfg.wandb_group,
                                        OmegaConf.to_container(cfg, resolve=True), run_dir))
     runner = Runner(algo_observer=MultiObserver(observers))
+    set_matmul_precision(cfg)
     register_preemptible_agent(runner, stop_request)
     if cfg.test:  # tracking metrics at the end of play
         register_evaluation_player(runner)

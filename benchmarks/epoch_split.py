@@ -9,6 +9,9 @@ then rl_games training as train.py runs it. Training runs ``--epochs`` epochs un
 own samples/s, no synchronisation added) and as many again with a device synchronisation around
 every timed part, whose sums give the split; the rollout rate (task + policy, no update) comes from
 that second pass. The first ``--skip`` epochs of each pass are left out (warm-up).
+``--rollout rl_games`` times rl_games' own per-step-synchronising rollout instead of the project's
+(tasks/rlgames/rollout.py); ``--trace`` profiles two epochs of the untimed pass and prints the
+device time of the kernels that take most of it.
 """
 import argparse
 import os
@@ -25,6 +28,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 import train  # noqa: E402
 from benchmarks.throughput import time_engine, time_task  # noqa: E402
 from tasks.config import CONFIG_DIR, register_resolvers  # noqa: E402
+from rl_games.common.a2c_common import A2CBase  # noqa: E402
+
 from tasks.rlgames.checkpointing import PreemptibleA2CAgent  # noqa: E402
 from tasks.rlgames.evaluation import unwrap_task  # noqa: E402
 
@@ -34,11 +39,12 @@ PARTS = ("physics", "task kernels", "policy inference", "rl_games bookkeeping", 
 class EpochClock:
     """Seconds per timed part, summed over the epochs after ``skip``; ``timing`` False: epochs only."""
 
-    def __init__(self, device: torch.device, skip: int, timing: bool):
-        self.device, self.skip, self.timing = device, skip, timing
+    def __init__(self, device: torch.device, skip: int, timing: bool, rollout: str = "one_sync", trace: bool = False):
+        self.device, self.skip, self.timing, self.rollout = device, skip, timing, rollout
         self.seconds = defaultdict(float)
         self.epochs = 0
         self.horizon = 0  # policy steps per env and epoch, set from the training config
+        self.profiler = torch.profiler.profile() if trace else None
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -74,20 +80,29 @@ class TimedAgent(PreemptibleA2CAgent):
         return self.clock.timed("env step", super().env_step)(actions)
 
     def play_steps(self):
-        return self.clock.timed("rollout", super().play_steps)()
+        rollout = super().play_steps if self.clock.rollout == "one_sync" else lambda: A2CBase.play_steps(self)
+        return self.clock.timed("rollout", rollout)()
 
     def train_epoch(self):
+        profiler, traced = self.clock.profiler, self.clock.epochs - self.clock.skip
+        if profiler is not None and traced == 0:
+            profiler.start()
         self.clock.sync()
         start = time.perf_counter()
         out = super().train_epoch()
         self.clock.sync()
         if self.clock.epochs >= self.clock.skip:
             self.clock.seconds["epoch"] += time.perf_counter() - start
+        if profiler is not None and traced in (0, 1):
+            self.clock.seconds["traced"] += time.perf_counter() - start
+            if traced == 1:
+                profiler.stop()
         self.clock.epochs += 1
         return out
 
 
-def train_epochs(engine: str, num_envs: int, epochs: int, skip: int, timing: bool, overrides) -> EpochClock:
+def train_epochs(engine: str, num_envs: int, epochs: int, skip: int, timing: bool, overrides, rollout: str = "one_sync",
+                 trace: bool = False) -> EpochClock:
     """``epochs`` epochs of train.py's training; the clock of them."""
     register_resolvers()
     experiment = "epoch_split_" + uuid.uuid4().hex[:8]
@@ -106,9 +121,10 @@ def train_epochs(engine: str, num_envs: int, epochs: int, skip: int, timing: boo
     tasks_made = train._register_task(cfg, engine, run_dir, True, sim_device, rl_device)
     train_cfg = train._train_config(cfg, rl_device, experiment)
     train_cfg["params"]["config"]["save_frequency"] = 0
-    clock = EpochClock(torch.device(rl_device), skip, timing)
+    clock = EpochClock(torch.device(rl_device), skip, timing, rollout, trace)
     clock.horizon = int(train_cfg["params"]["config"]["horizon_length"])
     runner = Runner(algo_observer=MultiObserver([EpisodeStatsObserver()]))  # as train.py's
+    train.set_matmul_precision(cfg)
     runner.algo_factory.register_builder("a2c_continuous", lambda **kwargs: TimedAgent(clock=clock, **kwargs))
     try:
         runner.load(train_cfg)
@@ -127,6 +143,20 @@ def split(clock: EpochClock) -> dict:
             "PPO update": s["epoch"] - s["rollout"]}
 
 
+def print_trace(clock: EpochClock, rows: int = 25) -> None:
+    """The kernels with the most device time over the two traced epochs, and how busy the device was."""
+    events = clock.profiler.key_averages()
+    on_cpu = clock.device.type == "cpu"
+    device_us = [(e.self_cpu_time_total if on_cpu else e.self_device_time_total, e.count, e.key) for e in events]
+    busy = sum(us for us, _, _ in device_us) / 1e6
+    wall = clock.seconds["traced"]
+    print("traced 2 epochs: {:.3f} s wall, {} busy {:.3f} s ({:.0f} %)".format(
+        wall, "operators" if on_cpu else "kernels", busy, 100 * busy / wall))
+    for us, count, key in sorted(device_us, reverse=True)[:rows]:
+        if us > 0:
+            print("{:>9.1f} ms {:>7} x  {}".format(us / 1e3, count, key[:90]))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engine", default="auto")
@@ -134,22 +164,28 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--skip", type=int, default=3, help="first epochs of each pass left out")
     parser.add_argument("--steps", type=int, default=100, help="steps of the engine and task timings")
+    parser.add_argument("--rollout", choices=("one_sync", "rl_games"), default="one_sync")
+    parser.add_argument("--trace", action="store_true", help="profile two epochs of the untimed pass")
     parser.add_argument("overrides", nargs="*", help="train.py (hydra) overrides, after --")
     args = parser.parse_args(argv)
     if args.skip >= args.epochs:
         raise SystemExit("--skip must be below --epochs")
+    if args.trace and args.epochs < args.skip + 2:
+        raise SystemExit("--trace profiles epochs --skip and --skip + 1: --epochs must be at least --skip + 2")
     from tasks.engines import resolve_engine_name
 
     engine = resolve_engine_name(args.engine)
     device = "cuda:0" if engine != "mujoco" else "cpu"
     engine_rate = time_engine(engine, args.num_envs, args.steps, device)
     task_rate = time_task(engine, args.num_envs, args.steps, device)
-    untimed = train_epochs(engine, args.num_envs, args.epochs, args.skip, False, args.overrides)
-    timed = train_epochs(engine, args.num_envs, args.epochs, args.skip, True, args.overrides)
+    untimed = train_epochs(engine, args.num_envs, args.epochs, args.skip, False, args.overrides, args.rollout,
+                           args.trace)
+    timed = train_epochs(engine, args.num_envs, args.epochs, args.skip, True, args.overrides, args.rollout)
     horizon = timed.horizon
     samples = (args.epochs - args.skip) * args.num_envs * horizon
     parts = split(timed)
-    print("envs={} epochs={} (first {} left out), horizon {}".format(args.num_envs, args.epochs, args.skip, horizon))
+    print("envs={} epochs={} (first {} left out), horizon {}, {} rollout".format(
+        args.num_envs, args.epochs, args.skip, horizon, args.rollout))
     print("{:<34} {:>14}".format("rate", "per second"))
     print("{:<34} {:>14,.0f}".format("engine alone (env-steps)", engine_rate))
     print("{:<34} {:>14,.0f}".format("task, random actions (env-steps)", task_rate))
@@ -160,6 +196,8 @@ def main(argv=None) -> None:
     for name in PARTS:
         print("{:<34} {:>9.1f} {:>5.1f}%".format(name, parts[name] * per_epoch, 100.0 * parts[name] / timed.seconds["epoch"]))
     print("{:<34} {:>9.1f}".format("total", timed.seconds["epoch"] * per_epoch))
+    if args.trace:
+        print_trace(untimed)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ samples per second rl_games measured (its "fps total": simulation, inference and
 
     python benchmarks/train_throughput.py --num-envs 4096 --epochs 30            # GPU engine
     python benchmarks/train_throughput.py --num-envs 16 --epochs 3 --engine mujoco
-    python benchmarks/train_throughput.py --num-envs 4096 -- matmul_precision=high   # train.py overrides after --
+    python benchmarks/train_throughput.py --num-envs 4096 -- matmul_precision=highest   # train.py overrides after --
 """
 import argparse
 import os

@@ -41,6 +41,15 @@ def test_epoch_split_accounts_for_the_whole_epoch():
     assert not [d for d in (os.listdir(runs) if os.path.isdir(runs) else []) if d.startswith("epoch_split_")]
 
 
+def test_epoch_split_times_rl_games_rollout_and_traces_two_epochs():
+    out = run("epoch_split.py", "--engine", "mujoco", "--num-envs", "8", "--epochs", "3", "--skip", "1", "--steps", "5",
+              "--rollout", "rl_games", "--trace")
+    assert "rl_games rollout" in out, out
+    traced = re.search(r"^traced 2 epochs: ([\d.]+) s wall, operators busy ([\d.]+) s", out, re.MULTILINE)
+    assert traced and 0 < float(traced.group(2)), out
+    assert re.search(r"^\s+[\d.]+ ms\s+\d+ x  aten::", out, re.MULTILINE), out  # the busiest operators, listed
+
+
 def test_train_throughput_passes_its_overrides_to_train():
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "benchmarks", "train_throughput.py"),
                              "--engine", "mujoco", "--num-envs", "8", "--epochs", "1", "--", "matmul_precision=fast"],

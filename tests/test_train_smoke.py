@@ -130,3 +130,20 @@ def test_playing_under_other_termination_settings_warns_with_the_trained_overrid
     proc = run_train("task=HumanoidDeepMimic", "test=True", "checkpoint={}".format(exported), "num_envs=2",
                      "num_test_games=1")
     assert proc.returncode == 0 and "warning: checkpoint" not in output(proc)
+
+
+@pytest.mark.parametrize("precision", ["highest", "high"])
+def test_matmul_precision_survives_rl_games_runner(precision):
+    # rl_games' Runner switches TF32 on when it is built; the configured precision must win.
+    sys.path.insert(0, REPO_ROOT)
+    import train
+    from omegaconf import OmegaConf
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        cfg = OmegaConf.create({"matmul_precision": precision, "wandb_activate": False, "test": False})
+        train._make_runner(cfg, True, "unused", None)
+        assert torch.get_float32_matmul_precision() == precision
+        assert torch.backends.cuda.matmul.allow_tf32 == (precision != "highest")
+    finally:
+        torch.set_float32_matmul_precision(before)
