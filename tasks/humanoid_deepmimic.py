@@ -14,6 +14,7 @@ from poselib_utils.mjcf_character import allowed_contact_bodies, load_skeleton_f
 from poselib_utils.mjcf_converter import hinge_names
 from poselib_utils.motion_dataset import resolve_motion_files
 from poselib_utils.repository import REPO_ROOT, repo_path
+from tasks.base.step_graph import CapturedStep
 from tasks.base.vec_task import VecTask
 from tasks.body_state import POS, ROT, body_ang_vel, body_lin_vel, body_pos, body_rot, body_vel
 from tasks.config import REWARD_TERMS, ROOT_ERROR_COEFFS, check_task_settings, physics_substeps
@@ -66,6 +67,12 @@ class HumanoidDeepMimic(VecTask):
         self.watcher = make_watcher(self, repo_path(cfg["env"]["asset_file"]),
                                     headless or cfg["sim_engine"] == "isaacgym", cfg.get("video"))
         self.tracking_metrics = make_tracking_metrics(self) if self.evaluation else None
+        # The whole step as one CUDA graph (tasks/base/step_graph.py), where the engine allows it and
+        # nothing reads the state on the host between steps (viewer, video, tracking metrics).
+        rl = torch.device(rl_device)
+        if bool(env["cuda_graph_step"]) and self.engine.capturable and self.watcher is None \
+                and self.tracking_metrics is None and rl.type == self.device.type and rl.index in (None, self.device.index):
+            self.captured_step = CapturedStep(self.step_eagerly)
 
     def create_sim(self) -> None:
         env = self.cfg["env"]

@@ -7,10 +7,12 @@ IsaacGymEnvs, envs that finish are reset inside ``post_physics_step``, so the ob
 """
 import abc
 import sys
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
+
+from tasks.base.step_graph import CapturedStep
 
 if sys.version_info >= (3, 9):
     from gymnasium import spaces
@@ -51,6 +53,9 @@ class VecTask(abc.ABC):
         self.timeout_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.progress_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.extras: Dict[str, Any] = {}
+        # A subclass whose step may run as one CUDA graph sets a CapturedStep of step_eagerly here
+        # (tasks/base/step_graph.py); step() then replays it.
+        self.captured_step: Optional[CapturedStep] = None
 
     @abc.abstractmethod
     def create_sim(self) -> None:
@@ -73,6 +78,11 @@ class VecTask(abc.ABC):
         pass
 
     def step(self, actions: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor, Dict]:
+        if self.captured_step is not None:
+            return self.captured_step(actions)
+        return self.step_eagerly(actions)
+
+    def step_eagerly(self, actions: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor, Dict]:
         actions = torch.clamp(actions.to(self.device), -self.clip_actions, self.clip_actions)
         self.pre_physics_step(actions)
         self.engine.step()
@@ -91,4 +101,6 @@ class VecTask(abc.ABC):
         return 1
 
     def close(self) -> None:
+        if self.captured_step is not None:
+            self.captured_step.close()
         self.engine.close()

@@ -36,6 +36,10 @@ class Engine(abc.ABC):
     # Steps after a reset whose contact forces may still be from before it: the task does not end
     # an episode on ground contact during them. MuJoCo computes contacts from the state it was given.
     contact_settle_steps = 0
+    # True where ``set_pd_targets``, ``step``, ``set_state`` and the getters launch only device work on
+    # torch's current stream when it is capturing, so the task may record its whole step as one
+    # CUDA graph (tasks/base/step_graph.py).
+    capturable = False
 
     def __init__(self, cfg: EngineConfig, device: torch.device, body_names: Sequence[str],
                  dof_names: Sequence[str], dof_limits: torch.Tensor):

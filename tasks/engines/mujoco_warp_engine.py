@@ -13,7 +13,9 @@ One policy step is ``step2`` (the first substep reuses the position and velocity
 readout is therefore of the final state, contact forces included, as in the CPU engine, for the
 price of ``substeps`` physics steps. On CUDA the whole sequence is one CUDA graph, and so is
 ``forward`` + readout, which ``set_state`` replays after writing the reset envs' rows of
-qpos/qvel/ctrl with torch indexing; off CUDA the same functions run as plain calls.
+qpos/qvel/ctrl with torch indexing; off CUDA the same functions run as plain calls. When torch is
+capturing a graph of its own (the task's whole step), the sequences are recorded into it instead:
+Warp joins torch's capture on torch's stream (``wp.capture_begin(external=True)``).
 
 mujoco_warp has no auto-reset (put_model rejects even the flag that disables it), so a blown-up
 world carries NaNs to the task, which resets it. Physics runs in float32.
@@ -196,6 +198,7 @@ class MujocoWarpEngine(Engine):
         self._step_graph = None
         self._forward_graph = None
         self._use_graph = self._wp_device.is_cuda and wp.is_mempool_enabled(self._wp_device)
+        self.capturable = self._use_graph
         if self._wp_device.is_cuda:
             self._wp_stream = wp.get_stream(self._wp_device)
             self._wp_stream_as_torch = torch.cuda.ExternalStream(self._wp_stream.cuda_stream, device=self.device)
@@ -257,6 +260,17 @@ class MujocoWarpEngine(Engine):
                 fn()
             return
         torch_stream = torch.cuda.current_stream(self.device)
+        if torch.cuda.is_current_stream_capturing():  # recorded into torch's graph, on its stream
+            capture_stream = wp.stream_from_torch(torch_stream)
+            with wp.ScopedDevice(self._wp_device), wp.ScopedStream(capture_stream, sync_enter=False):
+                # relaxed: the mode the task's capture runs in (tasks/base/step_graph.py)
+                wp.capture_begin(stream=capture_stream, force_module_load=False, external=True,
+                                 capture_mode=wp.CaptureMode.RELAXED)
+                try:
+                    fn()
+                finally:
+                    wp.capture_end(stream=capture_stream)
+            return
         self._wp_stream_as_torch.wait_stream(torch_stream)
         with wp.ScopedDevice(self._wp_device):
             if graph is not None:

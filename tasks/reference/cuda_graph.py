@@ -2,7 +2,8 @@
 
 The task's per-step math is many small kernels; at a few thousand envs launching them costs more
 than running them. A function of fixed-shape tensors with no host-side effects can be captured
-once per input signature and replayed. Off CUDA the function is simply called.
+once per input signature and replayed. Off CUDA the function is simply called, and so it is
+while torch captures a graph of its own (the task's whole step): it is then recorded into that one.
 """
 from typing import Any, Callable, Dict, Tuple
 
@@ -30,7 +31,7 @@ class GraphedFunction:
         self._graphs: Dict[Tuple, Tuple[torch.cuda.CUDAGraph, Tuple[torch.Tensor, ...], Any]] = {}
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
-        if not inputs[0].is_cuda:
+        if not inputs[0].is_cuda or torch.cuda.is_current_stream_capturing():
             return self.fn(*inputs)
         key = tuple((t.shape, t.dtype, t.device) for t in inputs)
         if key not in self._graphs:
