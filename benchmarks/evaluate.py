@@ -8,7 +8,9 @@ mode) and prints the per-clip table of tasks/tracking_metrics.py; ``--json`` wri
 Clips are assigned to envs round-robin (default: one env per clip). With deterministic actions
 and the CPU engine every env of a clip plays the same episode, so more envs per clip only add
 information with ``--stochastic`` (sampled actions) or a nondeterministic GPU engine. Further
-hydra overrides can follow ``--``, e.g. ``-- task.env.enable_early_termination=False``.
+hydra overrides can follow ``--``, e.g. ``-- task.env.enable_early_termination=False``. The
+character is the clips' by their names (``--motion-file motions/dog3d_trot.txt``: ``character=dog3d``)
+unless ``-- character=...`` says otherwise.
 """
 import argparse
 import os
@@ -39,6 +41,7 @@ def positive(kind):
 def build_overrides(args) -> list:
     from poselib_utils.data_loader import DataFormatError
     from poselib_utils.motion_dataset import resolve_motion_files
+    from poselib_utils.repository import character_mjcf_of_clip
 
     overrides = ["task=HumanoidDeepMimic", "test=True", "headless=True", "task.env.evaluation=True",
                  "checkpoint={}".format(quote(os.path.abspath(args.checkpoint))),
@@ -47,9 +50,13 @@ def build_overrides(args) -> list:
         files = [os.path.abspath(f) for f in args.motion_file]
         overrides.append("task.env.motion_file=[{}]".format(",".join(quote(f) for f in files)))
         try:
-            num_clips = len(resolve_motion_files(files)[0])  # a dataset file counts its clips
+            clips = resolve_motion_files(files)[0]  # a dataset file counts its clips
         except (FileNotFoundError, DataFormatError) as err:
             raise SystemExit("--motion-file: {}".format(err))
+        num_clips = len(clips)
+        characters = {os.path.basename(character_mjcf_of_clip(c))[:-4] for c in clips}
+        if len(characters) == 1 and not any(o.lstrip("+").startswith("character=") for o in args.overrides):
+            overrides.append("character=" + characters.pop())  # dog3d_trot.txt: the dog
     else:
         num_clips = 1
     overrides.append("num_envs={}".format(args.num_envs or num_clips))

@@ -43,7 +43,7 @@ from poselib_utils.data_loader import (DataFormatError, MotionClip, Skeleton, cl
                                        load_motion)
 from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
 from poselib_utils.mjcf_converter import REVOLUTE_AXIS, Y_UP_TO_Z_UP
-from poselib_utils.repository import DEFAULT_MJCF
+from poselib_utils.repository import DEFAULT_MJCF, character_mjcf_of_clip
 from poselib_utils.retarget import clip_root_pose, rotation_to_wxyz, wxyz_to_rotation
 from poselib_utils.skeleton_maps import (NodeLayout, SkeletonMap, closest_skeleton_map, find_skeleton_map,
                                          known_skeleton_maps, skeleton_map_named)
@@ -388,15 +388,17 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="DeepMimic clip (.txt) <-> poselib SkeletonMotion (.npy)")
     parser.add_argument("input")
     parser.add_argument("-o", "--output", required=True)
-    parser.add_argument("--mjcf", default=DEFAULT_MJCF)
+    parser.add_argument("--mjcf", help="the character (default: the .txt clip's character by name, e.g. "
+                        "dog3d_trot.txt: assets/mjcf/dog3d.xml; humanoid3d otherwise)")
     parser.add_argument("--skeleton", help="the .npy's skeleton: 'character' (the MJCF's own), or a map in "
                         "poselib_utils/skeletons/ ({}); reading, found from the file's node names when not given; "
                         "writing, 'character' when not given".format(", ".join(sorted(known_skeleton_maps()))))
     parser.add_argument("--loop", choices=("wrap", "none"), help="the .txt's Loop (default: the .npy's record of it "
                         "if it has one, else none)")
     args = parser.parse_args(argv)
+    mjcf = args.mjcf or character_mjcf_of_clip(args.input if args.input.endswith(".txt") else args.output)
     try:
-        convert(find_data_file(args.input), args.output, args.mjcf, None if args.loop is None else args.loop == "wrap",
+        convert(find_data_file(args.input), args.output, mjcf, None if args.loop is None else args.loop == "wrap",
                 args.skeleton)
     except DataFormatError as err:
         raise SystemExit(str(err))

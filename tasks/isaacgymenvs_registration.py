@@ -8,6 +8,8 @@ search path with a stubbed isaacgym. Steps in docs/isaacgym.md. From this reposi
 ``main`` registers the task, then runs IsaacGymEnvs' own ``isaacgymenvs/train.py`` as
 ``__main__`` (so hydra reads IsaacGymEnvs' cfg/config.yaml as usual), with these overrides added:
 
+* ``+character=humanoid3d`` first, unless the user chose one (``+character=dog3d``): IsaacGymEnvs'
+  config.yaml has no character group (cfg/character/), and a skill given after it still picks its clip.
 * ``hydra.searchpath=[file://<this repo>/cfg]``: hydra finds task/HumanoidDeepMimic.yaml and
   train/HumanoidDeepMimicPPO.yaml here; IsaacGymEnvs' own config.yaml stays the primary config.
 * ``+sim_engine=isaacgym``: our task yaml reads ``${sim_engine}``, a key IsaacGymEnvs lacks.
@@ -40,9 +42,10 @@ def register_with_isaacgymenvs() -> str:
     return "file://" + CONFIG_DIR
 
 
-def isaacgymenvs_overrides(argv: List[str], search_path: str) -> List[str]:
-    """The command-line overrides ``main`` appends to the user's (module docstring)."""
+def isaacgymenvs_arguments(argv: List[str], search_path: str) -> List[str]:
+    """IsaacGymEnvs' train.py command line: the user's overrides and ours (module docstring)."""
     keys = [a.split("=", 1)[0].lstrip("+~") for a in argv]
+    first = [] if "character" in keys else ["+character=humanoid3d"]
     extra = []
     if "hydra.searchpath" not in keys:
         extra.append("hydra.searchpath=[{}]".format(search_path))
@@ -52,7 +55,7 @@ def isaacgymenvs_overrides(argv: List[str], search_path: str) -> List[str]:
         extra.append("num_envs={}".format(DEFAULT_GPU_NUM_ENVS))
     if "task.env.numEnvs" not in keys:
         extra.append("+task.env.numEnvs=${task.env.num_envs}")
-    return extra
+    return first + list(argv) + extra
 
 
 def check_checkpoint_argument(argv: List[str]) -> None:
@@ -73,7 +76,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     import isaacgymenvs
 
     train_py = os.path.join(os.path.dirname(os.path.abspath(isaacgymenvs.__file__)), "train.py")
-    sys.argv = [train_py] + args + isaacgymenvs_overrides(args, search_path)
+    sys.argv = [train_py] + isaacgymenvs_arguments(args, search_path)
     runpy.run_path(train_py, run_name="__main__")
 
 

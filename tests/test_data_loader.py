@@ -85,12 +85,30 @@ def walk_json():
 
 # ----------------------------------------------------------------------------- well-formed files
 
-def test_project_ships_the_15_clips():
-    assert len(CLIP_PATHS) == 15
+def test_project_ships_deepmimics_20_humanoid_and_4_dog_clips():
+    assert len(CLIP_PATHS) == 20
+    assert len(glob.glob(os.path.join(REPO_ROOT, "motions", "dog3d_*.txt"))) == 4
+
+
+def test_shipped_clips_are_deepmimics_files():
+    """Byte for byte DeepMimic's data/motions, where a copy sits beside the repository; the spinkick is
+    pybullet's take of it (motions/README.md)."""
+    originals = os.path.join(REPO_ROOT, "..", "shared", "deepmimic_data", "motions")
+    if not os.path.isdir(originals):
+        pytest.skip("no copy of DeepMimic's data/ beside the repository to compare with")
+    shipped = sorted(glob.glob(os.path.join(REPO_ROOT, "motions", "*3d_*.txt")))
+    differ = []
+    for path in shipped:
+        with open(path, "rb") as a, open(os.path.join(originals, os.path.basename(path)), "rb") as b:
+            if a.read() != b.read():
+                differ.append(os.path.basename(path))
+    assert len(shipped) == 24 and differ == ["humanoid3d_spinkick.txt"]
 
 
 @pytest.mark.parametrize("name", ["characters/humanoid3d.txt", "characters/dog3d.txt",
-                                  "controllers/humanoid3d_ctrl.txt", "controllers/dog3d_ctrl.txt"])
+                                  "controllers/humanoid3d_ctrl.txt", "controllers/dog3d_ctrl.txt",
+                                  "controllers/dog3d_phase_ctrl.txt", "controllers/dog3d_phase_rot_ctrl.txt"]
+                         + ["args/train_dog3d_{}_args.txt".format(c) for c in ("canter", "pace", "spin", "trot")])
 def test_shipped_test_data_are_deepmimics_files(deepmimic_data, name):
     """tests/data/deepmimic holds unchanged copies: byte for byte DeepMimic's release, where a copy of
     it sits beside the repository."""

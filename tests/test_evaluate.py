@@ -56,6 +56,27 @@ def test_evaluate_writes_metrics_per_clip(checkpoint, tmp_path, capsys):
     assert metrics["all"]["num_episodes"] == 4
 
 
+def test_a_dog_checkpoint_is_evaluated_on_the_dog(tmp_path, capsys):
+    experiment = "pytest_eval_dog_{}_{}".format(os.getpid(), uuid.uuid4().hex[:6])
+    run_dir = os.path.join(REPO_ROOT, "runs", experiment)
+    overrides = ["task=HumanoidDeepMimic", "character=dog3d", "headless=True", "sim_engine=mujoco", "num_envs=2",
+                 "max_iterations=1", "task.env.num_threads=2", "train.params.config.horizon_length=4",
+                 "experiment=" + experiment]
+    try:
+        with initialize_config_dir(config_dir=os.path.join(REPO_ROOT, "cfg"), version_base="1.3"):
+            train.main(compose(config_name="config", overrides=overrides))
+        nn_dir = os.path.join(run_dir, "nn")
+        out = str(tmp_path / "dog.json")
+        evaluate.main(["--checkpoint", os.path.join(nn_dir, sorted(os.listdir(nn_dir))[0]), "--motion-file",
+                       "motions/dog3d_pace.txt", "--horizon", "0.3", "--json", out, "--engine", "mujoco"])
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    with open(out) as f:
+        metrics = json.load(f)["metrics"]
+    per_body = metrics["dog3d_pace.txt"]["mpjpe_g_per_body_mm"]
+    assert len(per_body) == 23 and "left_toe" in per_body  # the dog's bodies, from its MJCF
+
+
 def test_a_dataset_file_is_evaluated_clip_by_clip(checkpoint, tmp_path, capsys):
     """By default one env per clip of the dataset (not per file named); fewer envs than clips fail early."""
     dataset = os.path.join(REPO_ROOT, "motions", "datasets", "humanoid3d_walk_run.yaml")

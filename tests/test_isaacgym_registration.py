@@ -106,14 +106,14 @@ def test_registration_inserts_task(fake_isaacgymenvs):
 
 
 def test_hydra_finds_our_configs(fake_isaacgymenvs):
-    from tasks.isaacgymenvs_registration import isaacgymenvs_overrides, register_with_isaacgymenvs
+    from tasks.isaacgymenvs_registration import isaacgymenvs_arguments, register_with_isaacgymenvs
 
     search_path = register_with_isaacgymenvs()
     import isaacgymenvs  # noqa: F401  (registers upstream's resolvers, as its train.py does)
 
     user = ["task=HumanoidDeepMimic", "headless=True"]
     with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
-        cfg = compose(config_name="config", overrides=user + isaacgymenvs_overrides(user, search_path))
+        cfg = compose(config_name="config", overrides=isaacgymenvs_arguments(user, search_path))
     assert cfg.task_name == "HumanoidDeepMimic"
     assert cfg.physics_engine == "physx"  # IsaacGymEnvs' config.yaml stayed primary
     assert cfg.task.sim_engine == "isaacgym"
@@ -125,27 +125,34 @@ def test_hydra_finds_our_configs(fake_isaacgymenvs):
 
 def test_skills_apply_under_isaacgymenvs_config(fake_isaacgymenvs):
     """IsaacGymEnvs' config.yaml has no skill group in its defaults: '+skill=' adds ours from the search path."""
-    from tasks.isaacgymenvs_registration import isaacgymenvs_overrides, register_with_isaacgymenvs
+    from tasks.isaacgymenvs_registration import isaacgymenvs_arguments, register_with_isaacgymenvs
 
     search_path = register_with_isaacgymenvs()
     import isaacgymenvs  # noqa: F401
 
     user = ["task=HumanoidDeepMimic", "+skill=cartwheel"]
     with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
-        cfg = compose(config_name="config", overrides=user + isaacgymenvs_overrides(user, search_path))
+        cfg = compose(config_name="config", overrides=isaacgymenvs_arguments(user, search_path))
     assert cfg.task.env.motion_file == "motions/humanoid3d_cartwheel.txt"
     assert cfg.task.env.contact_bodies == "character"
+
+    user = ["task=HumanoidDeepMimic", "+character=dog3d"]
+    with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
+        cfg = compose(config_name="config", overrides=isaacgymenvs_arguments(user, search_path))
+    assert (cfg.task.env.asset_file, cfg.task.env.motion_file) == ("assets/mjcf/dog3d.xml", "motions/dog3d_trot.txt")
 
     for extra, epochs in (([], 1900), (["max_iterations=40"], 40)):
         user = ["task=HumanoidDeepMimic", "+skill=run"] + extra
         with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
-            cfg = compose(config_name="config", overrides=user + isaacgymenvs_overrides(user, search_path))
+            cfg = compose(config_name="config", overrides=isaacgymenvs_arguments(user, search_path))
         train = OmegaConf.to_container(cfg.train, resolve=True)["params"]["config"]
         assert (train["lr_schedule"], train["max_epochs"]) == ("linear", epochs)
 
 
 def test_user_overrides_win(fake_isaacgymenvs):
-    from tasks.isaacgymenvs_registration import isaacgymenvs_overrides
+    from tasks.isaacgymenvs_registration import isaacgymenvs_arguments
 
-    extra = isaacgymenvs_overrides(["task=HumanoidDeepMimic", "num_envs=64", "sim_engine=isaacgym"], "file:///x")
-    assert not any(e.startswith(("num_envs=", "+sim_engine=")) for e in extra)
+    user = ["task=HumanoidDeepMimic", "num_envs=64", "sim_engine=isaacgym", "+character=dog3d"]
+    arguments = isaacgymenvs_arguments(user, "file:///x")
+    assert [a for a in arguments if a.startswith(("num_envs=", "+sim_engine=", "sim_engine=", "+character="))] == \
+        ["num_envs=64", "sim_engine=isaacgym", "+character=dog3d"]

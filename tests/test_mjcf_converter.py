@@ -1,4 +1,4 @@
-"""poselib_utils.mjcf_converter: the committed humanoid model and a fresh dog model, checked in MuJoCo
+"""poselib_utils.mjcf_converter: the committed humanoid and dog models, checked in MuJoCo
 against the numbers in DeepMimic's character and controller files (read here as raw JSON).
 
 Conventions checked (stated by the converter, and independent of its code): DeepMimic is Y-up, the
@@ -15,9 +15,13 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from poselib_utils.mjcf_converter import convert_files
+from poselib_utils.repository import REPO_ROOT
 
 Y_UP_TO_Z_UP = Rotation.from_euler("x", 90, degrees=True)
 CHARACTERS = ["humanoid3d", "dog3d"]
+# The controller each committed model is made with: the humanoid's PD controller, and the one
+# DeepMimic's dog training uses (args/train_dog3d_<clip>_args.txt: --char_ctrl_files).
+CONTROLLERS = {"humanoid3d": "humanoid3d_ctrl", "dog3d": "dog3d_phase_rot_ctrl"}
 
 
 def _read(path):
@@ -43,33 +47,28 @@ def _body_id(model, name):
 
 
 @pytest.fixture(scope="module")
-def committed_text(committed_mjcf_path):
-    with open(committed_mjcf_path) as f:
-        return f.read()
-
-
-@pytest.fixture(scope="module")
 def humanoid_model(committed_mjcf_path):
     return mujoco.MjModel.from_xml_path(committed_mjcf_path)
 
 
 @pytest.fixture(scope="module", params=CHARACTERS)
 def character_case(request, deepmimic_data):
-    """(character JSON, controller JSON, compiled model) for the committed humanoid and a fresh dog."""
+    """(character JSON, controller JSON, committed compiled model) for each character."""
     name = request.param
     char_path = os.path.join(deepmimic_data, "characters", name + ".txt")
-    ctrl_path = os.path.join(deepmimic_data, "controllers", name + "_ctrl.txt")
-    if name == "humanoid3d":  # the committed model
-        model = mujoco.MjModel.from_xml_path(request.getfixturevalue("committed_mjcf_path"))
-    else:
-        model = mujoco.MjModel.from_xml_string(convert_files(char_path, ctrl_path))
+    ctrl_path = os.path.join(deepmimic_data, "controllers", CONTROLLERS[name] + ".txt")
+    model = mujoco.MjModel.from_xml_path(os.path.join(REPO_ROOT, "assets", "mjcf", name + ".xml"))
     return _read(char_path), _read(ctrl_path), model
 
 
 # ----------------------------------------------------------------------------- committed file
 
-def test_committed_model_is_regenerated_exactly(humanoid_char_path, humanoid_ctrl_path, committed_text):
-    assert convert_files(humanoid_char_path, humanoid_ctrl_path) == committed_text
+@pytest.mark.parametrize("name", CHARACTERS)
+def test_committed_model_is_regenerated_exactly(name, deepmimic_data):
+    with open(os.path.join(REPO_ROOT, "assets", "mjcf", name + ".xml")) as f:
+        committed = f.read()
+    char_path = os.path.join(deepmimic_data, "characters", name + ".txt")
+    assert convert_files(char_path, os.path.join(deepmimic_data, "controllers", CONTROLLERS[name] + ".txt")) == committed
 
 
 def test_humanoid_sizes(humanoid_model, humanoid_char_path):

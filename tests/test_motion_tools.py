@@ -129,6 +129,24 @@ def test_poselib_npy_round_trip_and_forward_kinematics(tmp_path, character, walk
     frames_match(character, frames, walk.frames, 1e-6)
 
 
+def test_poselib_export_of_a_dog_clip_finds_the_dog_by_name(tmp_path):
+    from poselib_utils.poselib_interop import main
+
+    trot = os.path.join(REPO_ROOT, "motions", "dog3d_trot.txt")
+    dog = Character(os.path.join(REPO_ROOT, "assets", "mjcf", "dog3d.xml"))
+    clip = load_motion(trot, dog.skeleton)
+    out = str(tmp_path / "dog3d_trot.npy")
+    main([trot, "-o", out])  # no --mjcf: the clip's name says dog3d
+    d = np.load(out, allow_pickle=True).item()
+    m = mujoco.MjModel.from_xml_path(dog.mjcf_path)
+    assert d["skeleton_tree"]["node_names"] == [m.body(i).name for i in range(1, m.nbody)]
+    assert d["rotation"]["arr"].shape == (clip.num_frames, m.nbody - 1, 4)
+    assert np.allclose(d["root_translation"]["arr"], mujoco_body_pos(dog, clip)[:, 0], atol=1e-5)
+    back = str(tmp_path / "dog3d_trot_back.txt")
+    main([out, "-o", back])
+    frames_match(dog, load_motion(back, dog.skeleton).frames, clip.frames, 1e-5)
+
+
 def test_poselib_skeleton_mismatch_is_named(character, walk):
     d = clip_to_poselib(walk, character)
     renamed = dict(d, skeleton_tree=dict(d["skeleton_tree"], node_names=["pelvis"] + d["skeleton_tree"]["node_names"][1:]))

@@ -113,6 +113,8 @@ def test_playing_under_other_termination_settings_warns_with_the_trained_overrid
 
     with open(os.path.join(REPO_ROOT, "cfg", "task", "HumanoidDeepMimic.yaml")) as f:
         defaults = yaml.safe_load(f)["env"]
+    with open(os.path.join(REPO_ROOT, "cfg", "character", "humanoid3d.yaml")) as f:
+        defaults.update(yaml.safe_load(f)["env"])
     state = torch.load(trained_checkpoint, map_location="cpu", weights_only=True)
     assert state["env_state"]["task"]["termination"] == {
         "contact_bodies": defaults["contact_bodies"], "termination_distance": defaults["termination_distance"],

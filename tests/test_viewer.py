@@ -84,13 +84,14 @@ def test_frames_show_the_character_on_screen_and_the_ghost(gl_backend, walk_qpos
     assert (tint[:, 0] - tint[:, 2]).mean() > 20  # the ghost is orange over a blue-grey scene
 
 
-def test_task_records_env0_clips(gl_backend, tmp_path):
+@pytest.mark.parametrize("character", ["humanoid3d", "dog3d"])
+def test_task_records_env0_clips(gl_backend, tmp_path, character):
     from tests.test_task import make_cfg
     from omegaconf import OmegaConf
 
     from tasks.humanoid_deepmimic import HumanoidDeepMimic
 
-    cfg = make_cfg("num_envs=2")
+    cfg = make_cfg("num_envs=2", "character=" + character)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     task_cfg["env"]["num_threads"] = 2
     task_cfg["video"] = {"dir": str(tmp_path / "videos"), "freq": 6, "len": 4, "width": 160, "height": 128,
@@ -125,6 +126,25 @@ def test_preview_command_writes_the_clip(gl_backend, tmp_path):
     assert frames_read[0].shape == (128, 160, 3)
     # the character walks: first and last frames differ (the camera follows, the floor slides by)
     assert np.abs(frames_read[0].astype(int) - frames_read[-1].astype(int)).mean() > 1
+
+
+def test_preview_plays_a_dog_clip_on_the_dog(gl_backend, tmp_path):
+    from poselib_utils.repository import character_mjcf_of_clip
+    from tools.preview_motion import main
+
+    trot = os.path.join(REPO_ROOT, "motions", "dog3d_trot.txt")
+    assert os.path.basename(character_mjcf_of_clip(trot)) == "dog3d.xml"
+    out = str(tmp_path / "trot.mp4")
+    assert main([trot, "--out", out, "--fps", "10", "--width", "160", "--height", "128"]) == 0
+    frames_read = [frame for frame in imageio.get_reader(out)]
+    assert len(frames_read) > 5 and frames_read[0].std() > 10
+
+
+def test_preview_refuses_clips_of_two_characters_without_an_asset():
+    from tools.preview_motion import main
+
+    with pytest.raises(SystemExit):
+        main([WALK, os.path.join(REPO_ROOT, "motions", "dog3d_trot.txt"), "--out", "x.mp4"])
 
 
 def test_mp4_writer_without_imageio_ffmpeg_names_the_package(tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
     python -m tools.preview_motion motions/humanoid3d_walk.txt               # window
     python -m tools.preview_motion motions/humanoid3d_walk.txt --out walk.mp4
-    python -m tools.preview_motion motions/ --out all.mp4 --cycles 2         # every clip in a folder
+    python -m tools.preview_motion some_folder/ --out all.mp4 --cycles 2     # every clip in a folder
+    python -m tools.preview_motion motions/dog3d_trot.txt --out trot.mp4     # the dog, by the clip's name
 
 A clip of duration T played for C cycles at F frames/s gives round(C * T * F) + 1 frames (times
 0, 1/F, ..., C * T); clips of a folder play one after another, in name order. Looping clips
@@ -14,7 +15,7 @@ import sys
 import time
 from typing import List
 
-from poselib_utils.repository import DEFAULT_MJCF as DEFAULT_ASSET
+from poselib_utils.repository import character_mjcf_of_clip
 
 
 def clip_paths(inputs: List[str]) -> List[str]:
@@ -51,7 +52,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("motions", nargs="+", help="DeepMimic clip files or folders of clips")
     parser.add_argument("--out", help="write an mp4 here instead of opening a window")
-    parser.add_argument("--asset", default=DEFAULT_ASSET, help="character MJCF (default: humanoid3d)")
+    parser.add_argument("--asset", help="character MJCF (default: the clips' character by name, e.g. dog3d_trot.txt: "
+                                         "assets/mjcf/dog3d.xml; humanoid3d otherwise)")
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     parser.add_argument("--cycles", type=float, default=1.0, help="times through each clip (default 1)")
     parser.add_argument("--width", type=int, default=640)
@@ -60,6 +62,12 @@ def main(argv=None) -> int:
     if args.fps <= 0 or args.cycles <= 0:
         parser.error("--fps and --cycles must be positive")
     paths = clip_paths(args.motions)
+    if args.asset is None:
+        characters = sorted({character_mjcf_of_clip(p) for p in paths})
+        if len(characters) > 1:
+            parser.error("these clips are for {} characters ({}): preview one character's clips, or pass --asset".format(
+                len(characters), ", ".join(os.path.basename(c) for c in characters)))
+        args.asset = characters[0]
     if args.out:
         from tasks.display.gl_backend import select_gl_backend
 
