@@ -89,11 +89,13 @@ def test_conversions_invert_and_agree_with_scipy():
     assert torch.equal(exp_map[:, knee], pos[:, knee])
 
 
-def test_the_isaacgym_copy_lists_hinges_xyz_and_weighs_what_the_mjcf_weighs(tmp_path):
+@pytest.mark.parametrize("character", ["humanoid3d", "dog3d"])
+def test_the_isaacgym_copy_lists_hinges_xyz_and_weighs_what_the_mjcf_weighs(tmp_path, character):
     """MuJoCo compiles the copy (densities, no masses) to the original's body masses; every spherical
     body's hinges are listed x, y, z; actuators, sensors and custom fields are gone."""
-    copy = isaacgym_mjcf(DEFAULT_MJCF, str(tmp_path))
-    original, derived = mujoco.MjModel.from_xml_path(DEFAULT_MJCF), mujoco.MjModel.from_xml_path(copy)
+    mjcf = os.path.join(REPO_ROOT, "assets", "mjcf", character + ".xml")
+    copy = isaacgym_mjcf(mjcf, str(tmp_path))
+    original, derived = mujoco.MjModel.from_xml_path(mjcf), mujoco.MjModel.from_xml_path(copy)
     np.testing.assert_allclose(derived.body_mass, original.body_mass, rtol=1e-9)
     np.testing.assert_allclose(derived.body_ipos, original.body_ipos, atol=1e-9)
     root = ET.parse(copy).getroot()
@@ -180,6 +182,25 @@ def test_first_run_check_catches_what_a_real_isaacgym_would_break(what):
     proc = on_standin(["-c", code])
     assert proc.returncode != 0, proc.stdout
     assert words in proc.stdout + proc.stderr and ("FAILED" in proc.stdout or "Error" in proc.stderr)
+
+
+def test_the_dog_builds_on_the_standin_with_its_own_sizes():
+    code = textwrap.dedent("""
+        import isaacgym, torch
+        from poselib_utils.repository import REPO_ROOT
+        from tasks.engines.engine import EngineConfig
+        from tasks.engines.isaacgym_engine import IsaacGymEngine
+        e = IsaacGymEngine(EngineConfig(mjcf_path=REPO_ROOT + "/assets/mjcf/dog3d.xml", num_envs=2, sim_dt=1 / 120,
+                                        substeps=1))
+        e.set_pd_targets(torch.zeros(2, e.num_dofs))
+        e.step()
+        print("dog", e.num_bodies, e.num_dofs, tuple(e.body_state().shape))
+    """)
+    proc = on_standin(["-c", code])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = mujoco.MjModel.from_xml_path(os.path.join(REPO_ROOT, "assets", "mjcf", "dog3d.xml"))
+    assert m.nu == 58  # 18 spherical joints of 3 hinges, 4 revolute
+    assert "dog {0} {1} (2, {0}, 13)".format(m.nbody - 1, m.nu) in proc.stdout, proc.stdout
 
 
 def test_root_states_are_written_in_each_envs_own_frame():
