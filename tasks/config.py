@@ -122,6 +122,7 @@ TASK_SETTINGS = (
     ("env.clip_actions", POSITIVE),
     ("env.clip_observations", POSITIVE),
     ("env.cuda_graph_step", ON_OFF),
+    ("env.carry_cycle_heading", ON_OFF),
     ("env.obs.phase", ON_OFF),
     ("env.obs.target_frames", Allowed("whole", 1, listed=True, empty=True)),
 ) + tuple(("reward." + term + suffix, NON_NEGATIVE) for term in REWARD_TERMS for suffix in ("_w", "_scale")) \

@@ -85,7 +85,7 @@ class HumanoidDeepMimic(VecTask):
             device=self.sim_device, headless=self.headless,
             num_threads=int(env.get("num_threads", 0))))
         device = self.engine.device
-        self.motion_lib = MotionLib(motion_files, asset, device, motion_weights)
+        self.motion_lib = MotionLib(motion_files, asset, device, motion_weights, bool(env["carry_cycle_heading"]))
         if self.motion_lib.body_names != self.engine.body_names or self.motion_lib.dof_names != self.engine.dof_names:
             raise ValueError("{}: engine and motion library disagree on bodies or DOFs".format(asset))
         self._build_character_tables(skeleton, env)

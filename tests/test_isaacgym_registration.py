@@ -140,6 +140,10 @@ def test_skills_apply_under_isaacgymenvs_config(fake_isaacgymenvs):
     with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
         cfg = compose(config_name="config", overrides=isaacgymenvs_arguments(user, search_path))
     assert (cfg.task.env.asset_file, cfg.task.env.motion_file) == ("assets/mjcf/dog3d.xml", "motions/dog3d_trot.txt")
+    user = ["task=HumanoidDeepMimic", "+skill=dog3d_spin"]  # the skill picks its character itself
+    with initialize_config_dir(config_dir=str(fake_isaacgymenvs / "cfg"), version_base="1.1"):
+        cfg = compose(config_name="config", overrides=isaacgymenvs_arguments(user, search_path))
+    assert (cfg.task.env.asset_file, cfg.task.env.carry_cycle_heading) == ("assets/mjcf/dog3d.xml", True)
 
     for extra, epochs in (([], 1900), (["max_iterations=40"], 40)):
         user = ["task=HumanoidDeepMimic", "+skill=run"] + extra

@@ -206,6 +206,47 @@ def test_looping_clip_repeats_with_root_displacement(lib, clips):
     np.testing.assert_allclose(s["phase"], 0.0, atol=1e-4)
 
 
+def test_carried_heading_keeps_a_spin_turning_from_cycle_to_cycle():
+    """The dog's spin turns about 171 degrees per cycle. With carry_heading, cycle k is cycle 0 under the
+    rigid map T (turn about z by the clip's heading change around its first root position, then move to
+    its last) applied k times, here iterated with scipy; without, the heading snaps back at each seam."""
+    dog = os.path.join(REPO_ROOT, "assets", "mjcf", "dog3d.xml")
+    spin = os.path.join(REPO_ROOT, "motions", "dog3d_spin.txt")
+    plain, carried = MotionLib([spin], dog, "cpu"), MotionLib([spin], dog, "cpu", carry_heading=True)
+    d = float(plain.durations[0])
+    ends, last = query(plain, 0, [0.0]), query(plain, 0, [d - 1e-6])  # the clip's first and last frames
+    first_rot, last_rot = (Rotation.from_quat(q[0][[1, 2, 3, 0]]) for q in (ends["root_rot"], last["root_rot"]))
+    heading = [np.arctan2(*r.apply([1.0, 0.0, 0.0])[[1, 0]]) for r in (first_rot, last_rot)]
+    turn = (heading[1] - heading[0] + np.pi) % (2 * np.pi) - np.pi
+    assert abs(np.degrees(turn)) > 150
+    pivot = np.array([ends["root_pos"][0, 0], ends["root_pos"][0, 1], 0.0])
+    move = last["root_pos"][0] - ends["root_pos"][0]
+    move[2] = 0.0
+    step = Rotation.from_euler("z", turn)
+
+    t = np.linspace(0.05, d - 0.05, 7)
+    base = query(plain, 0, t)
+    for key, value in query(carried, 0, t).items():  # cycle 0 is the clip itself
+        np.testing.assert_allclose(value, base[key], atol=1e-5)
+    pos, rot = base["body_pos"].copy(), base["body_rot"].copy()
+    vel = base["root_vel"].copy()
+    for k in (1, 2, 3):
+        pos = step.apply((pos - pivot).reshape(-1, 3)).reshape(pos.shape) + pivot + move
+        rot = (step * Rotation.from_quat(rot.reshape(-1, 4)[:, [1, 2, 3, 0]])).as_quat()[:, [3, 0, 1, 2]].reshape(rot.shape)
+        vel = step.apply(vel)
+        got = query(carried, 0, t + k * d)
+        np.testing.assert_allclose(got["body_pos"], pos, atol=2e-4)
+        assert np.abs(np.abs((got["body_rot"] * rot).sum(-1)) - 1.0).max() < 1e-5  # same rotations (up to sign)
+        np.testing.assert_allclose(got["root_vel"], vel, atol=2e-3)
+        np.testing.assert_allclose(got["dof_pos"], base["dof_pos"], atol=1e-5)
+
+    def seam_turn(lib):  # degrees the root turns across the first seam, in 2 ms
+        a, b = (Rotation.from_quat(query(lib, 0, [x])["root_rot"][0][[1, 2, 3, 0]]) for x in (d - 1e-3, d + 1e-3))
+        return np.degrees((a.inv() * b).magnitude())
+    # what is left with the heading carried is the clip's own seam: its pitch and roll (5 degrees)
+    assert seam_turn(carried) < 10.0 and seam_turn(plain) > 150.0
+
+
 def test_non_looping_clip_clamps(lib, clips):
     clip = clips[KICK_ID]
     assert not clip.loop

@@ -19,10 +19,10 @@ SKILLS = sorted(name[:-5] for name in os.listdir(os.path.join(REPO_ROOT, "cfg", 
 
 
 def skill_overrides(clip):
-    """The skill config a humanoid clip was trained under, where it has one; the character comes
-    from the clip's name (benchmarks/evaluate.py)."""
-    skill = clip[len("humanoid3d_"):]
-    return ["--", "skill=" + skill] if clip.startswith("humanoid3d_") and skill in SKILLS else []
+    """The skill config a shipped clip was trained under, where it has one (cfg/skill/walk.yaml,
+    dog3d_spin.yaml); the character comes from the clip's name (benchmarks/evaluate.py)."""
+    skill = clip[len("humanoid3d_"):] if clip.startswith("humanoid3d_") else clip
+    return ["--", "skill=" + skill] if skill in SKILLS else []
 
 
 def test_the_six_humanoid_policies_ship():
@@ -36,7 +36,9 @@ def test_each_skill_config_selects_its_clip():
     for skill in SKILLS:
         with initialize_config_dir(config_dir=os.path.join(REPO_ROOT, "cfg"), version_base="1.3"):
             cfg = compose(config_name="config", overrides=["skill=" + skill])
-        assert cfg.task.env.motion_file == "motions/humanoid3d_{}.txt".format(skill)
+        clip = skill if skill.startswith("dog3d_") else "humanoid3d_" + skill
+        assert cfg.task.env.motion_file == "motions/{}.txt".format(clip)
+        assert os.path.basename(cfg.task.env.asset_file) == clip.split("_")[0] + ".xml"
         assert os.path.isfile(os.path.join(REPO_ROOT, cfg.task.env.motion_file))
 
 

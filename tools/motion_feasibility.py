@@ -29,7 +29,7 @@ from typing import Dict, List, NamedTuple, Optional
 import mujoco
 import numpy as np
 
-from poselib_utils.repository import DEFAULT_MJCF as DEFAULT_ASSET
+from poselib_utils.repository import DEFAULT_MJCF as DEFAULT_ASSET, character_mjcf_of_clip
 
 PENETRATION_REPORT_DEPTH = 0.005  # m: frames deeper than this count as under the floor
 
@@ -162,7 +162,8 @@ def format_table(rows: List[Dict], tolerance: float) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("motions", nargs="+", help="DeepMimic clip files or folders of clips")
-    parser.add_argument("--asset", default=DEFAULT_ASSET, help="character MJCF (default: humanoid3d)")
+    parser.add_argument("--asset", help="character MJCF (default: each clip's character by name, e.g. "
+                                         "dog3d_trot.txt: assets/mjcf/dog3d.xml; humanoid3d otherwise)")
     parser.add_argument("--tolerance", type=float, default=2.0,
                         help="m/s^2 of acceleration beyond the limits not counted (motion-capture noise)")
     parser.add_argument("--json", help="write the figures here")
@@ -173,11 +174,14 @@ def main(argv=None) -> int:
     from poselib_utils.data_loader import DataFormatError
     from tools.preview_motion import clip_paths
 
-    check = FeasibilityCheck(args.asset)
+    checks = {}  # one per character
     rows = []
     for path in clip_paths(args.motions):
+        asset = args.asset or character_mjcf_of_clip(path)
+        if asset not in checks:
+            checks[asset] = FeasibilityCheck(asset)
         try:
-            report = check(path)
+            report = checks[asset](path)
         except DataFormatError as err:
             raise SystemExit(str(err))
         if len(report.depth) < 3:

@@ -54,6 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="write an mp4 here instead of opening a window")
     parser.add_argument("--asset", help="character MJCF (default: the clips' character by name, e.g. dog3d_trot.txt: "
                                          "assets/mjcf/dog3d.xml; humanoid3d otherwise)")
+    parser.add_argument("--carry-heading", action="store_true",
+                        help="looping clips also carry their turn from cycle to cycle (task.env.carry_cycle_heading)")
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     parser.add_argument("--cycles", type=float, default=1.0, help="times through each clip (default 1)")
     parser.add_argument("--width", type=int, default=640)
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
     from tasks.display.render_scene import GhostScene, follow_camera
 
     try:
-        motion_lib = MotionLib(paths, args.asset, "cpu")
+        motion_lib = MotionLib(paths, args.asset, "cpu", carry_heading=args.carry_heading)
     except DataFormatError as err:
         raise SystemExit(str(err))
     scene = GhostScene(args.asset, ghost=False)

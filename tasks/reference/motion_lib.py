@@ -6,7 +6,10 @@ MuJoCo's own forward kinematics (CPU, once per frame) gives every body's world p
 of mass, so the reference bodies are exactly the simulated model's bodies. Queries interpolate
 between those frames (lerp for positions and angles, slerp for rotations), finely enough that the
 hinge angles and the body poses agree. Looping clips repeat with the root's
-per-cycle displacement carried over, as DeepMimic does; other clips hold their ends.
+per-cycle displacement carried over, as DeepMimic does; other clips hold their ends. With
+``carry_heading`` each cycle also turns by the clip's own change of heading (a spin in place that
+turns 171 degrees per cycle keeps turning instead of snapping back), the kinematic counterpart of
+DeepMimic's ``sync_char_root_rot``, which its dog spin trains with.
 """
 from typing import NamedTuple, Optional, Sequence
 
@@ -18,7 +21,8 @@ from poselib_utils.mjcf_character import compile_mjcf, load_skeleton_from_mjcf
 from poselib_utils.motion_dataset import load_clip
 from poselib_utils.retarget import clip_to_qpos, cycle_root_shift, hinge_joint_names, subdivide_clip
 from tasks.reference.cuda_graph import GraphedFunction
-from tasks.rotations import quat_conjugate, quat_mul, quat_slerp, quat_to_rotvec
+from tasks.rotations import heading_angle, quat_conjugate, quat_from_axis_angle, quat_mul, quat_rotate, quat_slerp, \
+    quat_to_rotvec
 
 
 # Reference frames are at most this far apart (s). At 120 Hz the backflip's reference state, put
@@ -57,6 +61,29 @@ def _at_keyframe_coordinates(values: np.ndarray, coords: np.ndarray) -> np.ndarr
     return (1.0 - blend) * values[index] + blend * values[index + 1]
 
 
+def _cycle_motion(qpos: np.ndarray, carry_heading: bool):
+    """A looping clip's motion per cycle: its root's horizontal shift, its turn about z (radians; 0
+    unless ``carry_heading``) and the point it turns about (its first root position, on the floor)."""
+    ends = heading_angle(torch.from_numpy(qpos[[0, -1], 3:7]))
+    turn = float(torch.remainder(ends[1] - ends[0] + np.pi, 2 * np.pi) - np.pi) if carry_heading else 0.0
+    return cycle_root_shift(qpos), np.float64(turn), np.array([qpos[0, 0], qpos[0, 1], 0.0])
+
+
+def _cycle_transform(cycles: torch.Tensor, turn: torch.Tensor, delta: torch.Tensor):
+    """Heading turn [N] and horizontal shift [N, 3] of cycle ``cycles`` of clips that turn ``turn`` and
+    move ``delta`` per cycle: the shift is sum over k < cycles of delta turned by k * turn (a sum of
+    rotations in closed form; cycles * delta where a clip does not turn)."""
+    half = 0.5 * turn
+    small = half.abs() < 1e-6
+    safe = torch.where(small, torch.ones_like(half), torch.sin(half))
+    ratio = torch.sin(cycles * half) / safe
+    along = torch.where(small, cycles, ratio * torch.cos((cycles - 1.0) * half))  # sum of cos(k * turn)
+    across = torch.where(small, torch.zeros_like(cycles), ratio * torch.sin((cycles - 1.0) * half))  # of sin
+    dx, dy = delta[:, 0], delta[:, 1]
+    shift = torch.stack([along * dx - across * dy, across * dx + along * dy, torch.zeros_like(dx)], dim=-1)
+    return cycles * turn, shift
+
+
 def _forward_kinematics(model: mujoco.MjModel, data: mujoco.MjData, qpos: np.ndarray):
     """World body positions [F, B, 3], rotations wxyz [F, B, 4] and the centre of mass [F, 3] per frame."""
     body_pos, body_rot, com_pos = [], [], []
@@ -72,7 +99,7 @@ def _forward_kinematics(model: mujoco.MjModel, data: mujoco.MjData, qpos: np.nda
 
 class MotionLib:
     def __init__(self, motion_files: Sequence[str], mjcf_path: str, device: torch.device,
-                 weights: Optional[Sequence[float]] = None):
+                 weights: Optional[Sequence[float]] = None, carry_heading: bool = False):
         if not motion_files:
             raise ValueError("MotionLib needs at least one motion file")
         self.device = torch.device(device)
@@ -84,7 +111,7 @@ class MotionLib:
 
         columns = {k: [] for k in ("body_pos", "body_rot", "root_vel", "root_ang_vel", "dof_pos", "dof_vel",
                                    "com_vel", "frame_time", "frame_dt")}
-        starts, counts, durations, loops, deltas = [], [], [], [], []
+        starts, counts, durations, loops, cycle_motions = [], [], [], [], []
         for path in self.motion_files:
             keyframes = load_clip(path, skeleton)
             clip, coords = subdivide_clip(keyframes, skeleton, MAX_FRAME_DT)
@@ -103,7 +130,7 @@ class MotionLib:
             counts.append(clip.num_frames)
             durations.append(clip.duration)
             loops.append(clip.loop)
-            deltas.append(cycle_root_shift(qpos))
+            cycle_motions.append(_cycle_motion(qpos, carry_heading))
             columns["body_pos"].append(body_pos.reshape(clip.num_frames, -1))
             columns["body_rot"].append(body_rot)
             columns["root_vel"].append(_at_keyframe_coordinates(_finite_difference(key_qpos[:, 0:3], key_dt), coords))
@@ -136,7 +163,9 @@ class MotionLib:
         self._frame_count = torch.tensor(counts, dtype=torch.long, device=self.device)
         self.durations = torch.tensor(durations, dtype=torch.float32, device=self.device)
         self.loops = torch.tensor(loops, dtype=torch.bool, device=self.device)
-        self._cycle_delta = torch.tensor(np.stack(deltas), dtype=torch.float32, device=self.device)
+        deltas, turns, pivots = (np.stack(v) for v in zip(*cycle_motions))
+        self._cycle_delta, self._cycle_turn, self._cycle_pivot = (
+            torch.tensor(v, dtype=torch.float32, device=self.device) for v in (deltas, turns, pivots))
         # Frames of all clips on one time axis, each clip shifted past the previous one, so a
         # single searchsorted finds every env's frame whatever its clip.
         gaps = torch.cumsum(torch.cat([torch.zeros(1, device=self.device), self.durations[:-1] + 1.0]), 0)
@@ -184,18 +213,24 @@ class MotionLib:
         blend = ((local_t - self._frame_time[f0]) / self._frame_dt[f0]).clamp(0.0, 1.0).unsqueeze(-1)
         linear = torch.lerp(self._linear[f0], self._linear[f1], blend)
         body_rot = quat_slerp(self._body_rot[f0], self._body_rot[f1], blend.unsqueeze(-1))
-        offset = cycles.unsqueeze(-1) * self._cycle_delta[motion_ids]
         fields = {k: linear[:, s] for k, s in self._linear_slices.items()}
-        body_pos = fields["body_pos"].view(times.shape[0], -1, 3) + offset.unsqueeze(1)
+        body_pos = fields["body_pos"].view(times.shape[0], -1, 3)
+        turn, shift = _cycle_transform(cycles, self._cycle_turn[motion_ids], self._cycle_delta[motion_ids])
+        # cycle c is the clip turned by c * (turn per cycle) about its first root position, then shifted
+        spin = quat_from_axis_angle(torch.tensor([0.0, 0.0, 1.0], device=times.device).expand(times.shape[0], 3), turn)
+        pivot = self._cycle_pivot[motion_ids].unsqueeze(1)
+        spin_b = spin.unsqueeze(1).expand(-1, body_pos.shape[1], -1)
+        body_pos = body_pos + (quat_rotate(spin_b, body_pos - pivot) - (body_pos - pivot)) + shift.unsqueeze(1)
+        body_rot = quat_mul(spin_b, body_rot)
         return MotionState(
             root_pos=body_pos[:, 0],
             root_rot=body_rot[:, 0],
-            root_vel=fields["root_vel"],
-            root_ang_vel=fields["root_ang_vel"],
+            root_vel=quat_rotate(spin, fields["root_vel"]),
+            root_ang_vel=quat_rotate(spin, fields["root_ang_vel"]),
             dof_pos=fields["dof_pos"],
             dof_vel=fields["dof_vel"],
             body_pos=body_pos,
             body_rot=body_rot,
-            com_vel=fields["com_vel"],
+            com_vel=quat_rotate(spin, fields["com_vel"]),
             phase=local_t / self.durations[motion_ids],
         )
