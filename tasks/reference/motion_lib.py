@@ -163,6 +163,7 @@ class MotionLib:
         self._frame_count = torch.tensor(counts, dtype=torch.long, device=self.device)
         self.durations = torch.tensor(durations, dtype=torch.float32, device=self.device)
         self.loops = torch.tensor(loops, dtype=torch.bool, device=self.device)
+        self._up = torch.tensor([0.0, 0.0, 1.0], device=self.device)  # made once: no host copy in a query
         deltas, turns, pivots = (np.stack(v) for v in zip(*cycle_motions))
         self._cycle_delta, self._cycle_turn, self._cycle_pivot = (
             torch.tensor(v, dtype=torch.float32, device=self.device) for v in (deltas, turns, pivots))
@@ -217,7 +218,7 @@ class MotionLib:
         body_pos = fields["body_pos"].view(times.shape[0], -1, 3)
         turn, shift = _cycle_transform(cycles, self._cycle_turn[motion_ids], self._cycle_delta[motion_ids])
         # cycle c is the clip turned by c * (turn per cycle) about its first root position, then shifted
-        spin = quat_from_axis_angle(torch.tensor([0.0, 0.0, 1.0], device=times.device).expand(times.shape[0], 3), turn)
+        spin = quat_from_axis_angle(self._up.expand(times.shape[0], 3), turn)
         pivot = self._cycle_pivot[motion_ids].unsqueeze(1)
         spin_b = spin.unsqueeze(1).expand(-1, body_pos.shape[1], -1)
         body_pos = body_pos + (quat_rotate(spin_b, body_pos - pivot) - (body_pos - pivot)) + shift.unsqueeze(1)
