@@ -72,7 +72,7 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
     from poselib_utils.data_loader import DataFormatError
     from poselib_utils.mjcf_character import allowed_contact_bodies, compile_mjcf, load_skeleton_from_mjcf
     from poselib_utils.motion_dataset import check_evaluation_envs, load_clip, resolve_motion_files
-    from poselib_utils.repository import character_mjcf_of_clip
+    from poselib_utils.repository import character_of_clip
 
     try:  # a clip, a dataset of weighted clips (poselib_utils/motion_dataset.py) or a list of them
         motion_paths = resolve_motion_files(cfg.task.env.motion_file)[0]
@@ -90,9 +90,9 @@ def _check_motion(cfg: DictConfig, num_envs: int) -> None:
         try:
             load_clip(full, skeleton)
         except DataFormatError as err:
-            named = os.path.basename(character_mjcf_of_clip(full))
-            hint = "; its name says {0}: add character={0}".format(named[:-4]) \
-                if named != os.path.basename(asset) and os.path.basename(full).startswith(named[:-4] + "_") else ""
+            named = character_of_clip(full)
+            hint = "; its name says {0}: add character={0}".format(named) \
+                if named is not None and named + ".xml" != os.path.basename(asset) else ""
             raise SystemExit("task.env.motion_file: {}{}".format(err, hint))
     contact_bodies = cfg.task.env.contact_bodies
     try:  # DataFormatError is a ValueError

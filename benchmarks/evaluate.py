@@ -41,7 +41,7 @@ def positive(kind):
 def build_overrides(args) -> list:
     from poselib_utils.data_loader import DataFormatError
     from poselib_utils.motion_dataset import resolve_motion_files
-    from poselib_utils.repository import character_mjcf_of_clip
+    from poselib_utils.repository import character_of_clip
 
     overrides = ["task=HumanoidDeepMimic", "test=True", "headless=True", "task.env.evaluation=True",
                  "checkpoint={}".format(quote(os.path.abspath(args.checkpoint))),
@@ -54,8 +54,9 @@ def build_overrides(args) -> list:
         except (FileNotFoundError, DataFormatError) as err:
             raise SystemExit("--motion-file: {}".format(err))
         num_clips = len(clips)
-        characters = {os.path.basename(character_mjcf_of_clip(c))[:-4] for c in clips}
-        if len(characters) == 1 and not any(o.lstrip("+").startswith("character=") for o in args.overrides):
+        characters = {character_of_clip(c) for c in clips}
+        if len(characters) == 1 and None not in characters and \
+                not any(o.lstrip("+").startswith("character=") for o in args.overrides):
             overrides.append("character=" + characters.pop())  # dog3d_trot.txt: the dog
     else:
         num_clips = 1

@@ -64,8 +64,10 @@ def _at_keyframe_coordinates(values: np.ndarray, coords: np.ndarray) -> np.ndarr
 def _cycle_motion(qpos: np.ndarray, carry_heading: bool):
     """A looping clip's motion per cycle: its root's horizontal shift, its turn about z (radians; 0
     unless ``carry_heading``) and the point it turns about (its first root position, on the floor)."""
-    ends = heading_angle(torch.from_numpy(qpos[[0, -1], 3:7]))
-    turn = float(torch.remainder(ends[1] - ends[0] + np.pi, 2 * np.pi) - np.pi) if carry_heading else 0.0
+    turn = 0.0
+    if carry_heading:
+        ends = heading_angle(torch.from_numpy(qpos[[0, -1], 3:7]))
+        turn = float(torch.remainder(ends[1] - ends[0] + np.pi, 2 * np.pi) - np.pi)
     return cycle_root_shift(qpos), np.float64(turn), np.array([qpos[0, 0], qpos[0, 1], 0.0])
 
 
