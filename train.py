@@ -141,6 +141,10 @@ def main(cfg: DictConfig) -> None:
         stop_request = None
     try:
         _run(cfg, stop_request)
+    except Exception:
+        if stop_request is not None and stop_request.stopped_during_start_up:
+            raise SystemExit(0) from None  # the signal's exit, turned into another error on its way up
+        raise
     finally:
         if stop_request is not None:
             stop_request.uninstall()

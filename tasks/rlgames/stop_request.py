@@ -24,6 +24,12 @@ class StopRequest:
     def requested(self) -> bool:
         return self.signum is not None
 
+    @property
+    def stopped_during_start_up(self) -> bool:
+        """A signal came before training: the SystemExit it raised may reach the caller as another
+        error (raised inside a C extension's import, it comes out as ImportError)."""
+        return self.requested and not self.training
+
     def install(self, signals: Iterable[int] = STOP_SIGNALS) -> "StopRequest":
         for signum in signals:
             self._previous.append((signum, signal.signal(signum, self._handle)))
@@ -43,6 +49,7 @@ class StopRequest:
         if not self.training:
             print("received {} during start-up: nothing trained yet, nothing to save; exiting".format(name),
                   flush=True)
+            self.signum = signum
             raise SystemExit(0)
         if self.signum is None:
             print("received {}: stopping after this epoch with a checkpoint".format(name), flush=True)
