@@ -254,8 +254,8 @@ def main(argv=None) -> None:
             final = json.load(f)
         summary.append(write_results(run, rows, final, args))
         print(summary[-1], flush=True)
-    with open(os.path.join(args.out, "summary.md"), "w") as f:
-        f.write("\n".join(summary))
+        with open(os.path.join(args.out, "summary.md"), "w") as f:  # after each run: a cut-off keeps the finished
+            f.write("\n".join(summary))
 
 
 if __name__ == "__main__":

@@ -44,27 +44,40 @@ def test_the_flag_turns_the_graph_off():
 
 @needs_gpu_engine
 def test_replayed_steps_equal_eager_steps():
-    # Each step twice from the same state: as the task steps (3 eager warm-up steps, the capture, then
-    # replays) and eagerly; then on from the first's state. No episode ends in these steps, so the
-    # random draws do not matter; GPU atomics (contact forces) may round differently between runs.
+    # Each step three times from the same state: as the task steps (3 eager warm-up steps, the
+    # capture, then replays) and twice eagerly; then on from the first's state. The two eager steps
+    # give the floor (GPU atomics in the contact solve may round differently from run to run); the
+    # graph must stay within a small multiple of it. No episode ends, so random draws do not matter.
     task = build("mujoco_warp", "cuda:0", "task.env.enable_early_termination=False", "task.env.episode_length_s=100")
     task.reset()
     torch.manual_seed(0)
+    rows, episode_buffers = [], set()
     for step in range(8):
         actions = torch.rand(NUM_ENVS, task.num_actions, device="cuda:0") * 2 - 1
         before = capture_task_state(task)
         obs, rew, reset, extras = task.step(actions)
-        replayed = (obs["obs"], rew.clone(), reset.clone(), extras["episode"]["ep_reward"].clone())
+        replayed = (obs["obs"], rew.clone(), reset.clone())
+        if task.captured_step.graph is not None:  # replays return the graph's buffers, also after eager steps
+            episode_buffers.add(extras["episode"]["ep_reward"].data_ptr())
         after = capture_task_state(task)
-        restore_task_state(task, before)
-        obs, rew, reset, extras = task.step_eagerly(actions)
-        gap = float((obs["obs"] - replayed[0]).abs().max())
-        assert gap < 1e-4, (step, gap)
-        assert torch.allclose(rew, replayed[1], atol=1e-5), step
-        assert torch.equal(reset, replayed[2]) and not reset.any(), step
-        assert torch.allclose(extras["episode"]["ep_reward"], replayed[3], atol=1e-5), step
+        eager = []
+        for _ in range(2):
+            restore_task_state(task, before)
+            obs, rew, reset, _ = task.step_eagerly(actions)
+            eager.append((obs["obs"].clone(), rew.clone(), reset.clone()))
+        obs_gap = (eager[0][0] - replayed[0]).abs().max(dim=0)
+        rows.append({"step": step, "obs_gap": float(obs_gap.values.max()), "obs_index": int(obs_gap.values.argmax()),
+                     "obs_floor": float((eager[0][0] - eager[1][0]).abs().max()),
+                     "rew_gap": float((eager[0][1] - replayed[1]).abs().max()),
+                     "rew_floor": float((eager[0][1] - eager[1][1]).abs().max()),
+                     "resets": (int(replayed[2].sum()), int(eager[0][2].sum()))})
         restore_task_state(task, after)
-    assert task.captured_step.graph is not None
+    table = "\n".join(str(r) for r in rows)
+    for r in rows:
+        assert r["obs_gap"] <= max(1e-4, 10 * r["obs_floor"]), table
+        assert r["rew_gap"] <= max(1e-5, 10 * r["rew_floor"]), table
+        assert r["resets"] == (0, 0), table
+    assert task.captured_step.graph is not None and len(episode_buffers) == 1, (table, episode_buffers)
     kept = task.step(actions)[0]["obs"]
     assert not torch.equal(task.step(actions)[0]["obs"], kept) and kept.abs().sum() > 0  # the caller's to keep
     task.close()

@@ -10,11 +10,13 @@ replays that graph from then on.
 
 What a replayed step returns are the graph's own buffers, which the next step rewrites: as the
 eager step's reward, reset and extras buffers are; only the observations are copied, because the
-eager step returns fresh ones. Random numbers (reset times and clips) come from torch's CUDA
+eager step returns fresh ones. The containers of the outputs (the extras dict and the dicts in it)
+are copied at capture: an eager step of the same task afterwards puts new tensors into the task's
+own extras, and the replays must go on returning the tensors the graph writes. Random numbers (reset times and clips) come from torch's CUDA
 generator, which advances on every replay, so replayed steps draw new numbers as eager ones do.
 """
 import gc
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 
@@ -57,12 +59,22 @@ class CapturedStep:
         try:
             # relaxed: the mode Warp joins the capture in (Engine._launch), and the one run on the GPU
             with torch.cuda.graph(graph, capture_error_mode="relaxed"):
-                self._outputs = self.step(self._actions)
+                outputs = self.step(self._actions)
         finally:
             if enabled:
                 gc.enable()
+        self._outputs = _copy_containers(outputs)
         self.graph = graph
 
     def close(self) -> None:
         self.graph = None
         self._outputs = None
+
+
+def _copy_containers(value: Any) -> Any:
+    """``value`` with each dict, list and tuple in it copied and the tensors in them shared."""
+    if isinstance(value, dict):
+        return {k: _copy_containers(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_copy_containers(v) for v in value)
+    return value
