@@ -108,7 +108,8 @@ def test_shipped_clips_are_deepmimics_files():
 @pytest.mark.parametrize("name", ["characters/humanoid3d.txt", "characters/dog3d.txt",
                                   "controllers/humanoid3d_ctrl.txt", "controllers/dog3d_ctrl.txt",
                                   "controllers/dog3d_phase_ctrl.txt", "controllers/dog3d_phase_rot_ctrl.txt"]
-                         + ["args/train_dog3d_{}_args.txt".format(c) for c in ("canter", "pace", "spin", "trot")])
+                         + sorted("args/" + os.path.basename(p) for p in glob.glob(
+                             os.path.join(REPO_ROOT, "tests", "data", "deepmimic", "args", "train_*_args.txt"))))
 def test_shipped_test_data_are_deepmimics_files(deepmimic_data, name):
     """tests/data/deepmimic holds unchanged copies: byte for byte DeepMimic's release, where a copy of
     it sits beside the repository."""
