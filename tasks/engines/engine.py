@@ -31,7 +31,7 @@ class EngineConfig:
 
 class Engine(abc.ABC):
     """Subclasses call ``__init__`` with the character they compiled, hand their readout buffers
-    to ``_adopt_readouts``, and implement ``set_state``, ``set_pd_targets`` and ``step``."""
+    to ``_adopt_readouts``, and implement ``set_state``, ``set_pd_targets``, ``set_body_forces`` and ``step``."""
 
     # Steps after a reset whose contact forces may still be from before it: the task does not end
     # an episode on ground contact during them. MuJoCo computes contacts from the state it was given.
@@ -75,6 +75,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def set_pd_targets(self, targets: torch.Tensor) -> None:
         """PD position targets [N, D] (rad) held over the next ``step``."""
+
+    @abc.abstractmethod
+    def set_body_forces(self, forces: torch.Tensor) -> None:
+        """External forces [N, B, 3] (newtons, world frame) at each body's centre of mass, held over
+        every physics step until set again; zeros end them (pushes, DeepMimic's perturbation tests)."""
 
     @abc.abstractmethod
     def step(self) -> None:

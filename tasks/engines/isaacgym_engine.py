@@ -220,6 +220,8 @@ class IsaacGymEngine(Engine, EngineWindow):
             n, nb, BODY_STATE_WIDTH)
         self._contact_raw = gymtorch.wrap_tensor(self.gym.acquire_net_contact_force_tensor(self.sim)).view(n, nb, 3)
         self._targets_raw = torch.zeros(n, nd, device=self.device)
+        self._forces_raw = torch.zeros(n, nb, 3, device=self.device)  # asset order; applied once set_body_forces ran
+        self._forces_set = False
         self._pending_write = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._adopt_readouts(torch.zeros(n, nd, 2, device=self.device),
                              torch.zeros(n, nb, BODY_STATE_WIDTH, device=self.device),
@@ -293,6 +295,10 @@ class IsaacGymEngine(Engine, EngineWindow):
     def set_pd_targets(self, targets: torch.Tensor) -> None:
         self._targets_raw[:] = self.spherical.angles_to_exp_map(targets.to(self.device))[:, self._dof_perm_inv]
 
+    def set_body_forces(self, forces: torch.Tensor) -> None:
+        self._forces_raw[:, self._body_perm] = forces.to(self.device, torch.float32)
+        self._forces_set = True
+
     def _write_pending(self) -> None:
         """The envs set since the last step, in one indexed write of each kind: IsaacGym's maintainers
         ask for one per simulate (a second call's indices replace the first's)."""
@@ -308,6 +314,9 @@ class IsaacGymEngine(Engine, EngineWindow):
         self._write_pending()
         self.gym.set_dof_position_target_tensor(self.sim, gymtorch.unwrap_tensor(self._targets_raw))
         for _ in range(self.substeps):
+            if self._forces_set:  # PhysX applies them for the next simulate only; envs are translated, not turned
+                self.gym.apply_rigid_body_force_tensors(self.sim, forceTensor=gymtorch.unwrap_tensor(self._forces_raw),
+                                                        space=gymapi.ENV_SPACE)
             self.gym.simulate(self.sim)
         if self.device.type == "cpu":
             self.gym.fetch_results(self.sim, True)

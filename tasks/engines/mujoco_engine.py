@@ -45,6 +45,11 @@ class MujocoEngine(Engine):
         self._state_out = np.empty((self.num_envs, self.substeps + 1, self._nstate))
         self._sensor_out = np.empty((self.num_envs, self.substeps + 1, m.nsensordata))
         self._sensors = np.zeros((self.num_envs, m.nsensordata))
+        # External forces (xfrc_applied rows: force, torque per model body) go in with the controls
+        # while any is set; without them the rollout takes the controls alone, as before.
+        self._xfrc = np.zeros((self.num_envs, m.nbody, 6))
+        self._body_ids = np.array([mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in body_names])
+        self._pushing = False
 
         body_end = self.num_bodies * BODY_STATE_WIDTH
         self._adopt_readouts(torch.zeros(self.num_envs, self.num_dofs, 2),
@@ -90,6 +95,7 @@ class MujocoEngine(Engine):
             # the state spec excludes controls: use the targets this env now holds, not the
             # scratch data's leftovers, for the force-dependent sensors (contacts)
             data.ctrl[:] = self._ctrl[row, 0]
+            data.xfrc_applied[:] = self._xfrc[row]
             mujoco.mj_forward(self.model, data)
             self._sensors[row] = data.sensordata
         self._publish(rows)
@@ -97,9 +103,20 @@ class MujocoEngine(Engine):
     def set_pd_targets(self, targets: torch.Tensor) -> None:
         self._ctrl[:] = targets.detach().cpu().numpy()[:, None]
 
+    def set_body_forces(self, forces: torch.Tensor) -> None:
+        self._xfrc[:, self._body_ids, 0:3] = forces.detach().cpu().double().numpy()
+        self._pushing = bool(self._xfrc.any())
+
     def step(self) -> None:
-        self._rollout.rollout(self.model, self._datas, self._state, self._ctrl, nstep=self.substeps + 1,
-                              state=self._state_out, sensordata=self._sensor_out)
+        if self._pushing:
+            xfrc = np.broadcast_to(self._xfrc.reshape(self.num_envs, 1, -1),
+                                   (self.num_envs, self.substeps + 1, self._xfrc[0].size))
+            self._rollout.rollout(self.model, self._datas, self._state, np.concatenate([self._ctrl, xfrc], axis=-1),
+                                  control_spec=mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED,
+                                  nstep=self.substeps + 1, state=self._state_out, sensordata=self._sensor_out)
+        else:
+            self._rollout.rollout(self.model, self._datas, self._state, self._ctrl, nstep=self.substeps + 1,
+                                  state=self._state_out, sensordata=self._sensor_out)
         self._state[:] = self._state_out[:, self.substeps - 1]
         self._sensors[:] = self._sensor_out[:, self.substeps]
         self._publish(slice(None))
@@ -107,13 +124,16 @@ class MujocoEngine(Engine):
     def capture_state(self):
         """The exact float64 MuJoCo states, controls and sensor readings of every env (as tensors)."""
         return {"engine": type(self).__name__, "state": torch.from_numpy(self._state.copy()),
-                "ctrl": torch.from_numpy(self._ctrl.copy()), "sensors": torch.from_numpy(self._sensors.copy())}
+                "ctrl": torch.from_numpy(self._ctrl.copy()), "sensors": torch.from_numpy(self._sensors.copy()),
+                "xfrc": torch.from_numpy(self._xfrc.copy())}
 
     def restore_state(self, state) -> None:
         self._check_state_fits(state)
         self._state[:] = state["state"].numpy()
         self._ctrl[:] = state["ctrl"].numpy()
         self._sensors[:] = state["sensors"].numpy()
+        self._xfrc[:] = state["xfrc"].numpy() if "xfrc" in state else 0.0  # checkpoints from before pushes
+        self._pushing = bool(self._xfrc.any())
         self._publish(slice(None))
 
     def close(self) -> None:

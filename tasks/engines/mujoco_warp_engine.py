@@ -192,6 +192,9 @@ class MujocoWarpEngine(Engine):
         self._qvel = wp.to_torch(self._d.qvel)
         self._ctrl = wp.to_torch(self._d.ctrl)
         self._qacc_warmstart = wp.to_torch(self._d.qacc_warmstart)
+        self._xfrc = wp.to_torch(self._d.xfrc_applied)  # [N, model bodies, 6]: force, torque (world, at the COM)
+        self._body_ids = torch.tensor([mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in self.body_names],
+                                      dtype=torch.long, device=self.device)
         self._adopt_readouts(wp.to_torch(self._dof_state_wp), wp.to_torch(self._body_state_wp),
                              wp.to_torch(self._com_vel_wp), wp.to_torch(self._contact_wp))
 
@@ -312,12 +315,16 @@ class MujocoWarpEngine(Engine):
     def set_pd_targets(self, targets: torch.Tensor) -> None:
         self._ctrl.copy_(targets.detach())
 
+    def set_body_forces(self, forces: torch.Tensor) -> None:
+        self._xfrc[:, self._body_ids, 0:3] = forces.detach().to(self.device, torch.float32)
+
     def step(self) -> None:
         self._launch(self._step_graph, self._step_fn)
 
     def capture_state(self):
-        """qpos, qvel, controls and the solver's warm start of every world (exact)."""
-        state = {k: getattr(self, "_" + k).detach().cpu().clone() for k in ("qpos", "qvel", "ctrl", "qacc_warmstart")}
+        """qpos, qvel, controls, external forces and the solver's warm start of every world (exact)."""
+        state = {k: getattr(self, "_" + k).detach().cpu().clone() for k in ("qpos", "qvel", "ctrl", "qacc_warmstart",
+                                                                              "xfrc")}
         state["engine"] = type(self).__name__
         return state
 
@@ -325,6 +332,10 @@ class MujocoWarpEngine(Engine):
         self._check_state_fits(state)
         for k in ("qpos", "qvel", "ctrl", "qacc_warmstart"):
             getattr(self, "_" + k).copy_(state[k].to(self.device))
+        if "xfrc" in state:  # checkpoints from before pushes have none
+            self._xfrc.copy_(state["xfrc"].to(self.device))
+        else:
+            self._xfrc.zero_()
         self._launch(self._forward_graph, self._forward_fn)
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ UP_AXIS_Z = 1
 SIM_PHYSX = 1
 DOF_MODE_NONE, DOF_MODE_POS = 0, 1
 DOMAIN_SIM = 2
+ENV_SPACE, LOCAL_SPACE, GLOBAL_SPACE = 0, 1, 2  # gymapi.CoordinateSpace
 KEY_ESCAPE, KEY_V, KEY_SPACE, KEY_BACKSPACE, KEY_G = range(5)
 DEFAULT_DENSITY = 1000.0  # kg/m^3, IsaacGym's AssetOptions.density
 DOF_PROPERTIES = np.dtype([("hasLimits", "?"), ("lower", "f4"), ("upper", "f4"), ("driveMode", "i4"),
@@ -147,6 +148,8 @@ class Gym:
         self.envs = []
         self.asset = None
         self.writes = set()  # indexed state writes since the last simulate
+        self.pending_forces = None  # forces for the next simulate (PhysX applies them for one step)
+        self.simulated_forces = []  # per simulate: the [bodies, 3] forces it applied, or None
 
     def create_sim(self, compute_device, graphics_device, sim_type, params):
         if self.sims:
@@ -240,8 +243,24 @@ class Gym:
             raise ValueError("stand-in: {} DOF targets for {} DOFs".format(tensor.numel(), self.targets.numel()))
         self.targets = tensor.reshape(-1).clone()
 
+    def apply_rigid_body_force_tensors(self, sim, forceTensor=None, torqueTensor=None, space=ENV_SPACE):
+        """Forces (and torques) at each rigid body's centre of mass, every body of the sim, for the
+        next simulate only."""
+        n, nb = len(self.envs), len(self.asset.bodies)
+        for name, tensor in (("forceTensor", forceTensor), ("torqueTensor", torqueTensor)):
+            if tensor is not None and (tensor.dtype != torch.float32 or tensor.numel() != n * nb * 3):
+                raise ValueError("stand-in: {} must hold {} x 3 float32 values (one row per rigid body of the "
+                                 "sim)".format(name, n * nb))
+        if space not in (ENV_SPACE, LOCAL_SPACE, GLOBAL_SPACE):
+            raise ValueError("stand-in: space must be a gymapi.CoordinateSpace")
+        if forceTensor is not None:
+            self.pending_forces = (forceTensor.reshape(n * nb, 3).clone(), space)
+        return True
+
     def simulate(self, sim):
         self.writes.clear()
+        self.simulated_forces.append(self.pending_forces)
+        self.pending_forces = None
         self.state["body"][:] = torch.from_numpy(self._forward_kinematics()).float()
 
     def _forward_kinematics(self):
