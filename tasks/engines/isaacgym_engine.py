@@ -1,9 +1,8 @@
 """IsaacGym Preview 4 (PhysX) engine, written against the documented gymapi / gymtorch API.
 
-NOT RUN: IsaacGym cannot be installed on the machines this project is developed on (Python 3.6-3.8
-only, not on any package index). This module is type-checked against ``isaacgym-stubs`` (gymapi
-only) by ``.ci/static_checks.sh``; nothing here has been executed against IsaacGym. See
-docs/isaacgym.md.
+NOT RUN: IsaacGym (Python 3.6-3.8, on no package index) cannot be installed where this project is
+developed. ``.ci/static_checks.sh`` type-checks this module against ``isaacgym-stubs`` (gymapi only);
+nothing here has been executed against IsaacGym. See docs/isaacgym.md.
 
 Conversions done here, once, so the task sees the project's conventions (tasks/engines/engine.py):
 
@@ -25,14 +24,12 @@ Conversions done here, once, so the task sees the project's conventions (tasks/e
   as MuJoCo's ``framelinvel`` gives, so getters shift it by ``omega x (origin - com)`` and
   ``set_state`` shifts the root velocity the other way. ``python -m tools.isaacgym_check``
   measures whether that holds on a real IsaacGym.
-* stale bodies after a reset: IsaacGym writes indexed root/DOF states into the sim, but its
-  rigid-body and contact tensors keep the old values until the next ``simulate``. IsaacGymEnvs
-  tasks read the root/DOF tensors they just wrote and live with stale bodies; here ``set_state``
-  instead fills the reset envs' rows of the published body buffer by forward kinematics of the
-  written state (``_forward_kinematics``, the MJCF tree: hinges at body origins, applied in
-  order as MuJoCo does) and zeroes their contacts, so the contract ("refresh their body states
-  and contacts") holds. The next ``step`` overwrites them with IsaacGym's own values; its contact
-  forces may predate the reset (IsaacGymEnvs masks them), hence ``contact_settle_steps = 1``.
+* stale bodies after a reset: IsaacGym's rigid-body and contact tensors keep their old values until
+  the next ``simulate`` (IsaacGymEnvs tasks live with that); here ``set_state`` fills the reset
+  envs' body rows by forward kinematics of the written state (``_forward_kinematics``, hinges
+  applied in MJCF order as MuJoCo does) and zeroes their contacts, as the contract asks. The next
+  step's contact forces may predate the reset (IsaacGymEnvs masks them): ``contact_settle_steps = 1``.
+* external forces (pushes) last one ``simulate`` in PhysX: they are applied before each one.
 """
 import math
 import os
@@ -137,8 +134,7 @@ class IsaacGymEngine(Engine, EngineWindow):
             raise RuntimeError("IsaacGym failed to create a sim (one sim per process; is another alive?)")
         plane = gymapi.PlaneParams()
         plane.normal = gymapi.Vec3(0.0, 0.0, 1.0)
-        plane.static_friction = 0.9  # the MJCF's geom friction
-        plane.dynamic_friction = 0.9
+        plane.static_friction = plane.dynamic_friction = 0.9  # the MJCF's geom friction
         plane.restitution = 0.0
         self.gym.add_ground(sim, plane)
         return sim
@@ -220,8 +216,7 @@ class IsaacGymEngine(Engine, EngineWindow):
             n, nb, BODY_STATE_WIDTH)
         self._contact_raw = gymtorch.wrap_tensor(self.gym.acquire_net_contact_force_tensor(self.sim)).view(n, nb, 3)
         self._targets_raw = torch.zeros(n, nd, device=self.device)
-        self._forces_raw = torch.zeros(n, nb, 3, device=self.device)  # asset order; applied once set_body_forces ran
-        self._forces_set = False
+        self._forces_raw, self._forces_set = torch.zeros(n, nb, 3, device=self.device), False  # asset order
         self._pending_write = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._adopt_readouts(torch.zeros(n, nd, 2, device=self.device),
                              torch.zeros(n, nb, BODY_STATE_WIDTH, device=self.device),
@@ -314,7 +309,7 @@ class IsaacGymEngine(Engine, EngineWindow):
         self._write_pending()
         self.gym.set_dof_position_target_tensor(self.sim, gymtorch.unwrap_tensor(self._targets_raw))
         for _ in range(self.substeps):
-            if self._forces_set:  # PhysX applies them for the next simulate only; envs are translated, not turned
+            if self._forces_set:  # env frames are the global one translated: ENV_SPACE forces are world forces
                 self.gym.apply_rigid_body_force_tensors(self.sim, forceTensor=gymtorch.unwrap_tensor(self._forces_raw),
                                                         space=gymapi.ENV_SPACE)
             self.gym.simulate(self.sim)
@@ -332,8 +327,7 @@ class IsaacGymEngine(Engine, EngineWindow):
         return self.viewer is not None
 
     def show_reference(self, body_pos: torch.Tensor) -> None:
-        """The ghost: a line from each body's reference position to its parent's, orange as in the
-        MuJoCo viewer, drawn in env 0's frame (add_lines with env 0, as MimicKit draws)."""
+        """The ghost: orange lines from each body's reference position to its parent's, in env 0's frame (as MimicKit)."""
         if self.viewer is None:
             return
         pos = body_pos.detach().to("cpu", dtype=torch.float32)
