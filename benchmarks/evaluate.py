@@ -10,7 +10,9 @@ and the CPU engine every env of a clip plays the same episode, so more envs per 
 information with ``--stochastic`` (sampled actions) or a nondeterministic GPU engine. Further
 hydra overrides can follow ``--``, e.g. ``-- task.env.enable_early_termination=False``. The
 character is the clips' by their names (``--motion-file motions/dog3d_trot.txt``: ``character=dog3d``)
-unless ``-- character=...`` says otherwise.
+unless ``-- character=...`` says otherwise. ``--push-force 240 --push-direction 0`` pushes every env's
+root for 0.2 s at 1 s (``task.env.push``), as DeepMimic's paper tests robustness; then only falls end
+an episode (no reference-distance termination), so success is survival.
 """
 import argparse
 import os
@@ -65,6 +67,14 @@ def build_overrides(args) -> list:
         overrides.append("+train.params.config.player.metrics_json={}".format(quote(os.path.abspath(args.json))))
     if args.stochastic:
         overrides.append("train.params.config.player.deterministic=False")
+    if args.push_force:
+        overrides += ["task.env.push.force_n={}".format(args.push_force),
+                      "task.env.push.direction_deg={}".format(args.push_direction),
+                      "task.env.push.at_s={}".format(args.push_at), "task.env.push.duration_s={}".format(args.push_duration)]
+        if not any(o.startswith("task.env.termination_distance=") for o in args.overrides):
+            # DeepMimic's perturbation test counts falls: a pushed character that strays from its
+            # reference and keeps its feet has survived
+            overrides.append("task.env.termination_distance=1000.0")
     return overrides + list(args.overrides)
 
 
@@ -77,6 +87,12 @@ def main(argv=None) -> None:
     parser.add_argument("--json", help="write the metrics here")
     parser.add_argument("--engine", default="auto", help="sim_engine: auto, mujoco, mujoco_warp")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
+    parser.add_argument("--push-force", type=positive(float), help="newtons: push every env's root once (DeepMimic's "
+                        "perturbation test); success is then the share that survives it")
+    parser.add_argument("--push-direction", type=float, default=0.0,
+                        help="degrees to the left of the character's heading: 0 forward, 90 sideways")
+    parser.add_argument("--push-at", type=float, default=1.0, help="episode time of the push (s)")
+    parser.add_argument("--push-duration", type=positive(float), default=0.2, help="seconds (DeepMimic's: 0.2)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides, after --")
     args = parser.parse_args(argv)
 

@@ -123,6 +123,10 @@ TASK_SETTINGS = (
     ("env.clip_observations", POSITIVE),
     ("env.cuda_graph_step", ON_OFF),
     ("env.carry_cycle_heading", ON_OFF),
+    ("env.push.force_n", NON_NEGATIVE),
+    ("env.push.direction_deg", Allowed("number", -360, 360)),
+    ("env.push.at_s", NON_NEGATIVE),
+    ("env.push.duration_s", POSITIVE),
     ("env.obs.phase", ON_OFF),
     ("env.obs.target_frames", Allowed("whole", 1, listed=True, empty=True)),
 ) + tuple(("reward." + term + suffix, NON_NEGATIVE) for term in REWARD_TERMS for suffix in ("_w", "_scale")) \

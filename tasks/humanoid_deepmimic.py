@@ -6,6 +6,7 @@ more than ``termination_distance`` from the reference), actions as PD targets, a
 imitation reward (SceneImitate.cpp). Per-step math lives in the TorchScript kernels at the
 bottom; everything runs batched on the engine's device.
 """
+import math
 from typing import Dict, Tuple
 
 import torch
@@ -20,7 +21,7 @@ from tasks.body_state import POS, ROT, body_ang_vel, body_lin_vel, body_pos, bod
 from tasks.config import REWARD_TERMS, ROOT_ERROR_COEFFS, check_task_settings, physics_substeps
 from tasks.engines import EngineConfig, EngineWindow, build_engine
 from tasks.reference.motion_lib import MotionLib
-from tasks.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
+from tasks.rotations import (heading_angle, heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
                                    quat_to_tan_norm)
 from tasks.tracking_metrics import make_tracking_metrics
 from tasks.display.viewer import make_watcher
@@ -52,6 +53,11 @@ class HumanoidDeepMimic(VecTask):
             self.max_episode_length = int(round(float(env.get("evaluation_horizon_s", 20.0)) * self.control_freq))
         self.termination_distance = float(env["termination_distance"])
         self.contact_force_threshold = float(env["contact_force_threshold"])
+        push = env["push"]  # DeepMimic's perturbation test: steps of the push window and its force
+        self.push_force = float(push["force_n"])
+        self.push_angle = math.radians(float(push["direction_deg"]))
+        self.push_start_step = int(round(float(push["at_s"]) * self.control_freq))
+        self.push_steps = max(1, int(round(float(push["duration_s"]) * self.control_freq)))
         self.target_frames = [int(k) for k in env["obs"]["target_frames"]]
         self.obs_phase = bool(env["obs"]["phase"])
         reward = cfg["reward"]
@@ -96,6 +102,7 @@ class HumanoidDeepMimic(VecTask):
         self.motion_ids = torch.zeros(n, dtype=torch.long, device=device)
         self.motion_times = torch.zeros(n, device=device)
         self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
+        self.push_direction = torch.zeros(n, 3, device=device)  # each env's, fixed when its push starts
         self.target_frame_offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=device) * self.dt
 
     def _build_character_tables(self, skeleton, env) -> None:
@@ -185,6 +192,12 @@ class HumanoidDeepMimic(VecTask):
     def pre_physics_step(self, actions: torch.Tensor) -> None:
         self.actions[:] = actions
         self.engine.set_pd_targets(self.action_scale * actions)
+        if self.push_force > 0.0:
+            forces, direction = compute_push_forces(
+                self.progress_buf, self.engine.root_state()[:, ROT], self.push_direction, self.engine.num_bodies,
+                self.push_start_step, self.push_steps, self.push_force, self.push_angle)
+            self.push_direction.copy_(direction)
+            self.engine.set_body_forces(forces)
 
     def post_physics_step(self) -> None:
         self.progress_buf += 1
@@ -355,6 +368,22 @@ def compute_deepmimic_reward(body_state: torch.Tensor, dof_vel: torch.Tensor, co
     errors = torch.stack([pose_err, vel_err, end_eff_err, root_err, com_err, body_pos_err], dim=-1)
     terms = torch.exp(-term_scales * errors)
     return (terms * term_weights).sum(dim=-1), terms
+
+
+@torch.jit.script
+def compute_push_forces(progress: torch.Tensor, root_rot: torch.Tensor, direction: torch.Tensor, num_bodies: int,
+                        start_step: int, num_steps: int, force: float, angle: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The push on the root [N, B, 3] during policy steps [start_step, start_step + num_steps) of each
+    episode, horizontal, ``angle`` (rad) to the left of the root's heading at the push's first step
+    (DeepMimic's forward push: 0, sideways: pi / 2), and each env's direction with it."""
+    heading = heading_angle(root_rot) + angle
+    starting = (progress == start_step).unsqueeze(-1)
+    new_direction = torch.stack([torch.cos(heading), torch.sin(heading), torch.zeros_like(heading)], dim=-1)
+    direction = torch.where(starting, new_direction, direction)
+    active = ((progress >= start_step) & (progress < start_step + num_steps)).unsqueeze(-1)
+    forces = torch.zeros(root_rot.shape[0], num_bodies, 3, device=root_rot.device)
+    forces[:, 0] = torch.where(active, direction * force, torch.zeros_like(direction))
+    return forces, direction
 
 
 @torch.jit.script
