@@ -12,7 +12,9 @@ hydra overrides can follow ``--``, e.g. ``-- task.env.enable_early_termination=F
 character is the clips' by their names (``--motion-file motions/dog3d_trot.txt``: ``character=dog3d``)
 unless ``-- character=...`` says otherwise. ``--push-force 240 --push-direction 0`` pushes every env's
 root for 0.2 s at 1 s (``task.env.push``), as DeepMimic's paper tests robustness; then only falls end
-an episode (no reference-distance termination), so success is survival.
+an episode (no reference-distance termination), so success is survival. ``--push-spread 1.2`` pushes
+env i of N at 1 s + 1.2 s * i / N (every phase of a cycle); ``--push-search 0 90`` finds the largest
+force survived forward and sideways (tasks/rlgames/push_search.py), ``--json`` then writes its trials.
 """
 import argparse
 import os
@@ -67,10 +69,15 @@ def build_overrides(args) -> list:
         overrides.append("+train.params.config.player.metrics_json={}".format(quote(os.path.abspath(args.json))))
     if args.stochastic:
         overrides.append("train.params.config.player.deterministic=False")
-    if args.push_force:
-        overrides += ["task.env.push.force_n={}".format(args.push_force),
+    if args.push_force or args.push_search:
+        overrides += ["task.env.push.force_n={}".format(args.push_force or 0.0),
                       "task.env.push.direction_deg={}".format(args.push_direction),
-                      "task.env.push.at_s={}".format(args.push_at), "task.env.push.duration_s={}".format(args.push_duration)]
+                      "task.env.push.at_s={}".format(args.push_at), "task.env.push.duration_s={}".format(args.push_duration),
+                      "task.env.push.spread_s={}".format(args.push_spread)]
+    if args.push_search:
+        overrides.append("+train.params.config.player.push_search={{directions_deg:[{}],survival:{},resolution_n:{}}}".format(
+            ",".join(str(d) for d in args.push_search), args.push_survival, args.push_resolution))
+    elif args.push_force:
         if not any(o.startswith("task.env.termination_distance=") for o in args.overrides):
             # DeepMimic's perturbation test counts falls: a pushed character that strays from its
             # reference and keeps its feet has survived
@@ -93,6 +100,13 @@ def main(argv=None) -> None:
                         help="degrees to the left of the character's heading: 0 forward, 90 sideways")
     parser.add_argument("--push-at", type=float, default=1.0, help="episode time of the push (s)")
     parser.add_argument("--push-duration", type=positive(float), default=0.2, help="seconds (DeepMimic's: 0.2)")
+    parser.add_argument("--push-spread", type=float, default=0.0, help="seconds: env i of N is pushed at "
+                        "push-at + spread * i / N (many phases of a cycle, one per env)")
+    parser.add_argument("--push-search", type=float, nargs="+", metavar="DEG", help="search the largest push survived "
+                        "in these directions (e.g. 0 90) instead of one evaluation")
+    parser.add_argument("--push-survival", type=float, default=1.0, help="share of episodes a force must leave "
+                        "standing to count as survived (search)")
+    parser.add_argument("--push-resolution", type=positive(float), default=10.0, help="newtons (search)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides, after --")
     args = parser.parse_args(argv)
 

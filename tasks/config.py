@@ -4,7 +4,7 @@ the task and the IsaacGymEnvs registration use it; nothing here imports torch or
 IsaacGym can still be imported first."""
 import math
 import os
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
@@ -127,6 +127,7 @@ TASK_SETTINGS = (
     ("env.push.direction_deg", Allowed("number", -360, 360)),
     ("env.push.at_s", NON_NEGATIVE),
     ("env.push.duration_s", POSITIVE),
+    ("env.push.spread_s", NON_NEGATIVE),
     ("env.obs.phase", ON_OFF),
     ("env.obs.target_frames", Allowed("whole", 1, listed=True, empty=True)),
 ) + tuple(("reward." + term + suffix, NON_NEGATIVE) for term in REWARD_TERMS for suffix in ("_w", "_scale")) \
@@ -217,7 +218,31 @@ def check_run_settings(cfg) -> None:
         raise SettingError(problems[0])
     check_task_settings(cfg.task)
     ppo = cfg.train.params.config
+    search = OmegaConf.select(cfg, PUSH_SEARCH)
+    if search:
+        check_push_search(OmegaConf.to_container(search) if OmegaConf.is_config(search) else search)
     batch = int(cfg.task.env.num_envs) * int(ppo.horizon_length)
     if batch % int(ppo.minibatch_size):
         raise SettingError("train.params.config.minibatch_size ({}) must divide num_envs x horizon_length ({} x {} = {})"
                            .format(ppo.minibatch_size, cfg.task.env.num_envs, ppo.horizon_length, batch))
+
+
+PUSH_SEARCH = "train.params.config.player.push_search"
+PUSH_SEARCH_DEFAULTS = {"survival": 1.0, "start_n": 50.0, "resolution_n": 10.0, "max_n": 5000.0}
+PUSH_SEARCH_SETTINGS = (("survival", FRACTION), ("start_n", POSITIVE), ("resolution_n", POSITIVE), ("max_n", POSITIVE),
+                        ("directions_deg", Allowed("number", -360, 360, listed=True)))
+
+
+def check_push_search(settings) -> Dict:
+    """The push search's settings (tasks/rlgames/push_search.py) with its defaults filled in;
+    SettingError naming the first unknown or out-of-range one."""
+    known = [key for key, _ in PUSH_SEARCH_SETTINGS]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise SettingError("{}: unknown setting {}; allowed: {}".format(PUSH_SEARCH, ", ".join(unknown), ", ".join(known)))
+    merged = dict(PUSH_SEARCH_DEFAULTS, **settings)
+    problems = _setting_problems({"push_search": merged}, [("push_search." + k, rule) for k, rule in PUSH_SEARCH_SETTINGS],
+                                 "train.params.config.player.")
+    if problems:
+        raise SettingError(problems[0])
+    return merged

@@ -53,10 +53,9 @@ class HumanoidDeepMimic(VecTask):
             self.max_episode_length = int(round(float(env.get("evaluation_horizon_s", 20.0)) * self.control_freq))
         self.termination_distance = float(env["termination_distance"])
         self.contact_force_threshold = float(env["contact_force_threshold"])
-        push = env["push"]  # DeepMimic's perturbation test: steps of the push window and its force
-        self.push_force = float(push["force_n"])
-        self.push_angle = math.radians(float(push["direction_deg"]))
-        self.push_start_step = int(round(float(push["at_s"]) * self.control_freq))
+        push = env["push"]  # DeepMimic's perturbation test: the push window's steps and its force
+        self.set_push(float(push["force_n"]), float(push["direction_deg"]))
+        self.push_at_s, self.push_spread_s = float(push["at_s"]), float(push["spread_s"])
         self.push_steps = max(1, int(round(float(push["duration_s"]) * self.control_freq)))
         self.target_frames = [int(k) for k in env["obs"]["target_frames"]]
         self.obs_phase = bool(env["obs"]["phase"])
@@ -103,6 +102,8 @@ class HumanoidDeepMimic(VecTask):
         self.motion_times = torch.zeros(n, device=device)
         self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
         self.push_direction = torch.zeros(n, 3, device=device)  # each env's, fixed when its push starts
+        push_times = self.push_at_s + self.push_spread_s * torch.arange(n, device=device, dtype=torch.float64) / n
+        self.push_start_steps = torch.round(push_times * self.control_freq).long()
         self.target_frame_offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=device) * self.dt
 
     def _build_character_tables(self, skeleton, env) -> None:
@@ -195,9 +196,16 @@ class HumanoidDeepMimic(VecTask):
         if self.push_force > 0.0:
             forces, direction = compute_push_forces(
                 self.progress_buf, self.engine.root_state()[:, ROT], self.push_direction, self.engine.num_bodies,
-                self.push_start_step, self.push_steps, self.push_force, self.push_angle)
+                self.push_start_steps, self.push_steps, self.push_force, self.push_angle)
             self.push_direction.copy_(direction)
             self.engine.set_body_forces(forces)
+
+    def set_push(self, force_n: float, direction_deg: float) -> None:
+        """The push of task.env.push, changed between evaluations (benchmarks/evaluate.py's force search)."""
+        self.push_force = force_n
+        self.push_angle = math.radians(direction_deg)
+        if force_n == 0.0 and hasattr(self, "engine"):
+            self.engine.set_body_forces(torch.zeros(self.num_envs, self.engine.num_bodies, 3, device=self.device))
 
     def post_physics_step(self) -> None:
         self.progress_buf += 1
@@ -372,10 +380,11 @@ def compute_deepmimic_reward(body_state: torch.Tensor, dof_vel: torch.Tensor, co
 
 @torch.jit.script
 def compute_push_forces(progress: torch.Tensor, root_rot: torch.Tensor, direction: torch.Tensor, num_bodies: int,
-                        start_step: int, num_steps: int, force: float, angle: float) -> Tuple[torch.Tensor, torch.Tensor]:
+                        start_step: torch.Tensor, num_steps: int, force: float,
+                        angle: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """The push on the root [N, B, 3] during policy steps [start_step, start_step + num_steps) of each
-    episode, horizontal, ``angle`` (rad) to the left of the root's heading at the push's first step
-    (DeepMimic's forward push: 0, sideways: pi / 2), and each env's direction with it."""
+    env's episode (``start_step`` [N]), horizontal, ``angle`` (rad) to the left of the root's heading at
+    the push's first step (DeepMimic's forward push: 0, sideways: pi / 2), and each env's direction."""
     heading = heading_angle(root_rot) + angle
     starting = (progress == start_step).unsqueeze(-1)
     new_direction = torch.stack([torch.cos(heading), torch.sin(heading), torch.zeros_like(heading)], dim=-1)

@@ -89,6 +89,9 @@ ROWS = [
     (["task.env.control_freq_hz=0"], ["task.env.control_freq_hz must be a number > 0, got 0"], ()),
     (["task.env.obs.target_frames=[0,1]"], ["task.env.obs.target_frames must be a list of whole numbers, "
                                             "each >= 1"], ()),
+    (["task.env.push.spread_s=-1"], ["task.env.push.spread_s must be a number >= 0, got -1"], ()),
+    (["+train.params.config.player.push_search={{directions_deg:[0],survival:2}}"],
+     ["train.params.config.player.push_search.survival must be a number from 0 to 1, got 2"], ()),
     (["task.reward.pose_scale=-2"], ["task.reward.pose_scale must be a number >= 0, got -2"], ()),
     (["task.reward.root_w=nan"], ["task.reward.root_w must be a number >= 0, got nan"], ()),
     (["task.reward.{}_w=0".format(t) for t in ("pose", "vel", "end_eff", "root", "com")],

@@ -1,8 +1,10 @@
 """The task's push (task.env.push, DeepMimic's perturbation test): the kernel against its definition
-with scipy's rotations, and the whole path with the shipped walk policy on the CPU engine."""
+with scipy's rotations, the force search against known thresholds, and the whole path with the
+shipped walk policy on the CPU engine."""
 import json
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -11,29 +13,34 @@ from scipy.spatial.transform import Rotation
 from benchmarks import evaluate
 from poselib_utils.repository import REPO_ROOT
 from tasks.humanoid_deepmimic import compute_push_forces
+from tasks.config import SettingError, check_push_search
+from tasks.rlgames.push_search import largest_survived_force
 
 WALK = os.path.join(REPO_ROOT, "checkpoints", "humanoid3d_walk.pth")
 
 
+def left_of_heading(root_rot: torch.Tensor) -> torch.Tensor:
+    """scipy's heading (the root's x axis on the ground) turned a quarter left, as [N, 3] directions."""
+    x_axis = Rotation.from_quat(root_rot[:, [1, 2, 3, 0]].double().numpy()).apply([1.0, 0.0, 0.0])
+    heading = x_axis[:, :2] / (x_axis[:, :2] ** 2).sum(1, keepdims=True) ** 0.5
+    return torch.tensor([[-hy, hx, 0.0] for hx, hy in heading], dtype=torch.float32)
+
+
 def test_the_push_acts_on_the_root_along_the_heading_at_its_start():
-    n, bodies, start, steps, force, angle = 64, 15, 3, 6, 240.0, math.pi / 2
-    rot_xyzw = Rotation.random(n, random_state=1).as_quat()
-    root_rot = torch.tensor(rot_xyzw[:, [3, 0, 1, 2]], dtype=torch.float32)
-    direction = torch.zeros(n, 3)
-    for progress in range(12):
+    n, bodies, steps, force, angle = 64, 15, 6, 240.0, math.pi / 2
+    start = torch.arange(n) % 5 + 2  # each env's own first step (task.env.push.spread_s)
+    root_rot = torch.tensor(Rotation.random(n, random_state=1).as_quat()[:, [3, 0, 1, 2]], dtype=torch.float32)
+    direction, expected = torch.zeros(n, 3), torch.zeros(n, 3)
+    for progress in range(14):
         steps_done = torch.full((n,), progress, dtype=torch.long)
         forces, direction = compute_push_forces(steps_done, root_rot, direction, bodies, start, steps, force, angle)
-        if progress == start:  # the heading: the root's x axis projected onto the ground, turned left by angle
-            x_axis = Rotation.from_quat(root_rot[:, [1, 2, 3, 0]].double().numpy()).apply([1.0, 0.0, 0.0])
-            heading = torch.tensor(x_axis[:, :2] / (x_axis[:, :2] ** 2).sum(1, keepdims=True) ** 0.5,
-                                   dtype=torch.float32)
-            left = torch.stack([-heading[:, 1], heading[:, 0]], dim=-1)
-            assert torch.allclose(direction[:, :2], left, atol=1e-5) and (direction[:, 2] == 0).all()
-        pushing = start <= progress < start + steps
-        assert torch.allclose(forces[:, 0].norm(dim=-1), torch.full((n,), force if pushing else 0.0))
+        starting = start == progress
+        expected[starting] = left_of_heading(root_rot)[starting]
+        pushing = (start <= progress) & (progress < start + steps)
+        assert torch.allclose(forces[:, 0].norm(dim=-1), pushing.float() * force)
         assert (forces[:, 1:] == 0).all()
-        if pushing:  # the direction stays that of the first step while the root turns
-            assert torch.allclose(forces[:, 0], direction * force)
+        # the direction stays that of the push's first step while the root turns
+        assert torch.allclose(forces[pushing, 0], expected[pushing] * force, atol=1e-3)
         root_rot = torch.roll(root_rot, 1, dims=0)
 
 
@@ -47,3 +54,57 @@ def test_a_hard_push_fells_the_walk_and_none_does_not(force, survives, tmp_path,
     with open(out) as f:
         success = json.load(f)["metrics"]["all"]["success_rate"]
     assert success == (1.0 if survives else 0.0)
+
+
+@pytest.mark.parametrize("threshold", [37.0, 437.0, 1234.5, 4999.0])
+def test_the_search_brackets_the_force_where_survival_ends(threshold):
+    tried = []
+
+    def survival_at(force):
+        tried.append(force)
+        return 1.0 if force < threshold else 0.25
+
+    survived, felled, trials = largest_survived_force(survival_at, 1.0, 50.0, 10.0, 5000.0)
+    assert [f for f, _ in trials] == tried and len(set(tried)) == len(tried)
+    assert survived < threshold <= felled and felled - survived <= 10.0  # below the first force too
+    assert all(rate == (1.0 if f < threshold else 0.25) for f, rate in trials)
+
+
+def test_a_policy_that_survives_every_force_reports_none_felled():
+    survived, felled, trials = largest_survived_force(lambda force: 1.0, 0.9, 50.0, 10.0, 700.0)
+    assert (survived, felled) == (700.0, None) and [f for f, _ in trials] == [50.0, 100.0, 200.0, 400.0, 700.0]
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({}, "push_search.directions_deg must be a non-empty list of numbers, each from -360 to 360, got None"),
+    ({"directions_deg": [0, 720]}, "each from -360 to 360, got [0, 720]"),
+    ({"directions_deg": [0], "survival": 1.5}, "push_search.survival must be a number from 0 to 1, got 1.5"),
+    ({"directions_deg": [0], "resolution_n": 0}, "push_search.resolution_n must be a number > 0, got 0"),
+    ({"directions_deg": [0], "step_n": 5}, "push_search: unknown setting step_n; allowed: survival"),
+])
+def test_bad_search_settings_are_named(settings, words):
+    with pytest.raises(SettingError, match=re.escape(words)) as raised:
+        check_push_search(settings)
+    assert str(raised.value).startswith("train.params.config.player.push_search")
+
+
+@pytest.mark.skipif(not os.path.isfile(WALK), reason="the shipped walk policy is not here")
+def test_the_search_agrees_with_single_pushes_at_its_bracket(tmp_path):
+    """The search's largest survived force, played again as one evaluation, leaves every pushed env
+    standing, and its smallest felled force fells one; the envs are pushed at different phases."""
+    common = ["--checkpoint", WALK, "--motion-file", "motions/humanoid3d_walk.txt", "--horizon", "2.5",
+              "--num-envs", "3", "--engine", "mujoco", "--push-at", "0.5", "--push-spread", "0.6"]
+    found = str(tmp_path / "search.json")
+    evaluate.main(common + ["--push-search", "90", "--push-resolution", "40", "--json", found, "--", "skill=walk"])
+    with open(found) as f:
+        search = json.load(f)
+    result = search["push_search"]["90.0"]
+    assert search["meta"]["spread_s"] == 0.6 and search["meta"]["num_envs"] == 3
+    assert 0.0 < result["largest_survived_n"] < result["smallest_felled_n"] <= result["largest_survived_n"] + 40.0
+    for force, survival_is_one in ((result["largest_survived_n"], True), (result["smallest_felled_n"], False)):
+        out = str(tmp_path / "one.json")
+        evaluate.main(common + ["--push-force", str(force), "--push-direction", "90", "--json", out, "--", "skill=walk"])
+        with open(out) as f:
+            push = json.load(f)["meta"]["push"]
+        assert (push["force_n"], push["spread_s"]) == (force, 0.6)
+        assert (push["survival_rate"] == 1.0) == survival_is_one

@@ -4,7 +4,9 @@
 evaluation mode (``task.env.evaluation``, on by default with ``test=True``), the player runs
 every env once from clip time 0 to the end of its evaluation episode, prints rl_games' usual
 ``av reward`` line and the metrics table (tasks/tracking_metrics.py), and writes the
-metrics to ``train.params.config.player.metrics_json`` when that is set.
+metrics to ``train.params.config.player.metrics_json`` when that is set. With
+``train.params.config.player.push_search`` it searches the largest push survived instead
+(tasks/rlgames/push_search.py).
 """
 import math
 import time
@@ -13,6 +15,7 @@ from typing import Dict, List, Optional
 from rl_games.algos_torch.players import PpoPlayerContinuous
 
 from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
+from tasks.rlgames.push_search import run_push_search, survived_pushes
 from tasks.tracking_metrics import format_table, format_worst_bodies, write_json
 
 
@@ -60,11 +63,20 @@ def run_evaluation(player, deterministic: bool = True, json_path: Optional[str] 
                 task.num_envs - num, task.num_envs, budget))
         print(format_table(summary))
         print(format_worst_bodies(summary))
+        if getattr(task, "push_force", 0.0) > 0.0:
+            print("push: {:.0f} N at {:.0f} deg: {} of {} episodes survived (not terminated early)".format(
+                task.push_force, math.degrees(task.push_angle), int(survived_pushes(metrics).sum()), num))
     if json_path:
         meta = {"num_envs": task.num_envs, "deterministic": bool(deterministic), "dt": task.dt,
                 "horizon_s": task.max_episode_length * task.dt, "steps": steps,
                 "motion_files": list(task.motion_lib.motion_files),
                 "early_termination": bool(task.enable_early_termination)}
+        if getattr(task, "push_force", 0.0) > 0.0:
+            finished = max(1, int(metrics.finished.sum()))
+            meta["push"] = {"force_n": task.push_force, "direction_deg": math.degrees(task.push_angle),
+                            "at_s": task.push_at_s, "spread_s": task.push_spread_s,
+                            "duration_s": task.push_steps * task.dt,
+                            "survival_rate": float(survived_pushes(metrics).sum()) / finished}
         write_json(json_path, summary, meta)
         if verbose:
             print("evaluation metrics written to {}".format(json_path))
@@ -87,6 +99,10 @@ class EvaluationPlayer(PpoPlayerContinuous):
         task = unwrap_task(self.env)
         if getattr(task, "tracking_metrics", None) is None:
             return super().run()
+        if self.player_config.get("push_search"):
+            return run_push_search(task, lambda: run_evaluation(self, self.is_deterministic, verbose=False),
+                                   dict(self.player_config["push_search"]), self.is_deterministic,
+                                   self.player_config.get("metrics_json") or None)
         self.summary = run_evaluation(self, self.is_deterministic, self.player_config.get("metrics_json") or None)
         not_finite = non_finite_metrics(self.summary)
         if not_finite:  # printed and written above; the exit code says the numbers are not results
