@@ -128,6 +128,8 @@ TASK_SETTINGS = (
     ("env.push.at_s", NON_NEGATIVE),
     ("env.push.duration_s", POSITIVE),
     ("env.push.spread_s", NON_NEGATIVE),
+    ("env.push.random_max_n", NON_NEGATIVE),
+    ("env.push.random_rate_hz", NON_NEGATIVE),
     ("env.obs.phase", ON_OFF),
     ("env.obs.target_frames", Allowed("whole", 1, listed=True, empty=True)),
 ) + tuple(("reward." + term + suffix, NON_NEGATIVE) for term in REWARD_TERMS for suffix in ("_w", "_scale")) \

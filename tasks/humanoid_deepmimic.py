@@ -57,6 +57,8 @@ class HumanoidDeepMimic(VecTask):
         self.set_push(float(push["force_n"]), float(push["direction_deg"]))
         self.push_at_s, self.push_spread_s = float(push["at_s"]), float(push["spread_s"])
         self.push_steps = max(1, int(round(float(push["duration_s"]) * self.control_freq)))
+        self.random_push_max_n = float(push["random_max_n"])  # training: pushes at random times and directions
+        self.random_push_start_prob = min(1.0, float(push["random_rate_hz"]) / self.control_freq)
         self.target_frames = [int(k) for k in env["obs"]["target_frames"]]
         self.obs_phase = bool(env["obs"]["phase"])
         reward = cfg["reward"]
@@ -102,8 +104,9 @@ class HumanoidDeepMimic(VecTask):
         self.motion_times = torch.zeros(n, device=device)
         self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
         self.push_direction = torch.zeros(n, 3, device=device)  # each env's, fixed when its push starts
-        push_times = self.push_at_s + self.push_spread_s * torch.arange(n, device=device, dtype=torch.float64) / n
-        self.push_start_steps = torch.round(push_times * self.control_freq).long()
+        self.push_start_steps = torch.round((self.push_at_s + self.push_spread_s * torch.arange(
+            n, device=device, dtype=torch.float64) / n) * self.control_freq).long()
+        self.random_push = torch.zeros(n, 4, device=device)  # each env's random push: steps left, force [3]
         self.target_frame_offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=device) * self.dt
 
     def _build_character_tables(self, skeleton, env) -> None:
@@ -127,8 +130,7 @@ class HumanoidDeepMimic(VecTask):
             end_effectors[b] = joint.is_end_effector
             for hinge in hinge_names(joint.name, joint.joint_type):
                 dof_body[hinge] = b
-        self.body_weights = weights.to(device)
-        self.body_parents = parents.to(device)
+        self.body_weights, self.body_parents = weights.to(device), parents.to(device)
         self.end_effector_mask = end_effectors.to(device)
         self.dof_weights = self.body_weights[torch.tensor([dof_body[d] for d in self.engine.dof_names],
                                                           device=device)]
@@ -159,8 +161,7 @@ class HumanoidDeepMimic(VecTask):
             ref_pos = ref.body_pos.view(k, n, b, 3).transpose(0, 1)
             ref_rot = ref.body_rot.view(k, n, b, 4).transpose(0, 1)
         else:
-            ref_pos = torch.zeros(n, 0, b, 3, device=self.engine.device)
-            ref_rot = torch.zeros(n, 0, b, 4, device=self.engine.device)
+            ref_pos, ref_rot = torch.zeros(n, 0, b, 3, device=self.device), torch.zeros(n, 0, b, 4, device=self.device)
         phase = self.motion_lib.phase(self.motion_ids, self.motion_times).unsqueeze(-1)
         if not self.obs_phase:
             phase = phase[:, :0]
@@ -187,24 +188,32 @@ class HumanoidDeepMimic(VecTask):
         self.engine.set_state(chosen, ref.root_pos, ref.root_rot, ref.root_vel, ref.root_ang_vel, ref.dof_pos,
                               ref.dof_vel)
         self.progress_buf.masked_fill_(chosen, 0)
+        self.random_push.masked_fill_(chosen.unsqueeze(-1), 0.0)  # a new episode starts unpushed
         for buf in self.episode_sums.values():
             buf.masked_fill_(chosen, 0.0)
 
     def pre_physics_step(self, actions: torch.Tensor) -> None:
         self.actions[:] = actions
         self.engine.set_pd_targets(self.action_scale * actions)
-        if self.push_force > 0.0:
-            forces, direction = compute_push_forces(
-                self.progress_buf, self.engine.root_state()[:, ROT], self.push_direction, self.engine.num_bodies,
-                self.push_start_steps, self.push_steps, self.push_force, self.push_angle)
-            self.push_direction.copy_(direction)
-            self.engine.set_body_forces(forces)
+        if self.push_force > 0.0 or self.random_push_max_n > 0.0:
+            self.engine.set_body_forces(self._push_forces())
+
+    def _push_forces(self) -> torch.Tensor:
+        """The push of task.env.push and the training pushes on the root, [N, B, 3] in the world frame."""
+        forces, direction = compute_push_forces(
+            self.progress_buf, self.engine.root_state()[:, ROT], self.push_direction, self.engine.num_bodies,
+            self.push_start_steps, self.push_steps, self.push_force, self.push_angle)
+        self.push_direction.copy_(direction)
+        random_forces, random_push = compute_random_push_forces(
+            self.random_push, torch.rand(self.num_envs, 3, device=self.device), self.engine.num_bodies,
+            self.random_push_start_prob, self.random_push_max_n, self.push_steps)
+        self.random_push.copy_(random_push)
+        return forces + random_forces
 
     def set_push(self, force_n: float, direction_deg: float) -> None:
         """The push of task.env.push, changed between evaluations (benchmarks/evaluate.py's force search)."""
-        self.push_force = force_n
-        self.push_angle = math.radians(direction_deg)
-        if force_n == 0.0 and hasattr(self, "engine"):
+        self.push_force, self.push_angle = force_n, math.radians(direction_deg)
+        if force_n == 0.0 and hasattr(self, "engine"):  # forces are held until set again
             self.engine.set_body_forces(torch.zeros(self.num_envs, self.engine.num_bodies, 3, device=self.device))
 
     def post_physics_step(self) -> None:
@@ -216,9 +225,8 @@ class HumanoidDeepMimic(VecTask):
         com_vel = self.engine.com_velocity()
 
         failed = detect_sim_failures(body_state, self.engine.dof_state())
-        body_state = torch.where(failed.view(-1, 1, 1), torch.zeros_like(body_state), body_state)
-        dof_vel = torch.where(failed.view(-1, 1), torch.zeros_like(dof_vel), dof_vel)
-        com_vel = torch.where(failed.view(-1, 1), torch.zeros_like(com_vel), com_vel)
+        body_state, dof_vel, com_vel = (torch.where(failed.view((-1,) + (1,) * (x.dim() - 1)), torch.zeros_like(x), x)
+                                        for x in (body_state, dof_vel, com_vel))  # failed envs' state: zeros
 
         reward, terms = compute_deepmimic_reward(
             body_state=body_state, dof_vel=dof_vel, com_vel=com_vel,
@@ -257,8 +265,7 @@ class HumanoidDeepMimic(VecTask):
             self.watcher.after_step()
 
     def _show_reference_in(self, window: EngineWindow) -> None:
-        """An engine's own window (IsaacGym) shows env 0's reference as a ghost. Only with a window
-        open, so the host copy costs nothing in training."""
+        """An engine's own window (IsaacGym) shows env 0's reference as a ghost (only while one is open)."""
         ref = self.motion_lib.get_state(self.motion_ids[0:1], self.motion_times[0:1])
         window.show_reference(ref.body_pos[0])
 
@@ -296,8 +303,7 @@ def compute_deepmimic_observations(body_state: torch.Tensor, ref_body_pos: torch
     body angular velocities (B*3) | phase (0 or 1) |
     per target frame and body: the reference body's position relative to the simulated root (3)
     and its rotation (6)."""
-    n = body_state.shape[0]
-    num_bodies = body_state.shape[1]
+    n, num_bodies = body_state.shape[0], body_state.shape[1]
     root_pos = body_pos(body_state[:, 0])
     heading_inv = heading_quat_inv(body_rot(body_state[:, 0]))
     h_bodies = heading_inv.unsqueeze(1).expand(n, num_bodies, 4)
@@ -393,6 +399,24 @@ def compute_push_forces(progress: torch.Tensor, root_rot: torch.Tensor, directio
     forces = torch.zeros(root_rot.shape[0], num_bodies, 3, device=root_rot.device)
     forces[:, 0] = torch.where(active, direction * force, torch.zeros_like(direction))
     return forces, direction
+
+
+@torch.jit.script
+def compute_random_push_forces(state: torch.Tensor, draws: torch.Tensor, num_bodies: int, start_prob: float,
+                               max_force: float, num_steps: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Random pushes on the root [N, B, 3] and each env's next ``state`` ([N, 4]: policy steps left,
+    world-frame force). An unpushed env starts a push with probability ``start_prob`` (``draws[:, 0]``),
+    of ``num_steps`` steps, a force uniform in [0, max_force] (``draws[:, 2]``) in any horizontal
+    direction (``draws[:, 1]``), held for the whole push."""
+    angle = draws[:, 1] * (2.0 * math.pi)
+    new_force = torch.stack([torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)], dim=-1) \
+        * (draws[:, 2] * max_force).unsqueeze(-1)
+    starting = (state[:, 0] <= 0.0) & (draws[:, 0] < start_prob)
+    steps_left = torch.where(starting, torch.full_like(state[:, 0], float(num_steps)), state[:, 0])
+    force = torch.where(starting.unsqueeze(-1), new_force, state[:, 1:])
+    forces = torch.zeros(state.shape[0], num_bodies, 3, device=state.device)
+    forces[:, 0] = force * (steps_left > 0.0).unsqueeze(-1)
+    return forces, torch.cat([(steps_left - 1.0).clamp(min=0.0).unsqueeze(-1), force], dim=-1)
 
 
 @torch.jit.script

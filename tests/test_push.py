@@ -6,15 +6,18 @@ import math
 import os
 import re
 
+import mujoco
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
 from benchmarks import evaluate
-from poselib_utils.repository import REPO_ROOT
-from tasks.humanoid_deepmimic import compute_push_forces
+from poselib_utils.repository import DEFAULT_MJCF, REPO_ROOT
+from tasks.humanoid_deepmimic import compute_push_forces, compute_random_push_forces
 from tasks.config import SettingError, check_push_search
 from tasks.rlgames.push_search import largest_survived_force
+from task_helpers import make_task
+from test_body_forces import drop_from_rest
 
 WALK = os.path.join(REPO_ROOT, "checkpoints", "humanoid3d_walk.pth")
 
@@ -108,3 +111,52 @@ def test_the_search_agrees_with_single_pushes_at_its_bracket(tmp_path):
             push = json.load(f)["meta"]["push"]
         assert (push["force_n"], push["spread_s"]) == (force, 0.6)
         assert (push["survival_rate"] == 1.0) == survival_is_one
+
+
+def test_random_pushes_start_at_their_rate_and_hold_force_and_direction():
+    n, bodies, steps, max_force, start_prob = 4096, 15, 6, 400.0, 0.05
+    generator = torch.Generator().manual_seed(3)
+    state = torch.zeros(n, 4)
+    started, lengths, running = 0, [], torch.zeros(n, dtype=torch.long)
+    held = torch.zeros(n, 3)
+    for _ in range(200):
+        idle = state[:, 0] <= 0
+        forces, state = compute_random_push_forces(state, torch.rand(n, 3, generator=generator), bodies, start_prob,
+                                                   max_force, steps)
+        root = forces[:, 0]
+        assert (forces[:, 1:] == 0).all() and (root[:, 2] == 0).all()
+        assert (root.norm(dim=-1) <= max_force + 1e-3).all()
+        pushed = root.norm(dim=-1) > 0
+        new = idle & pushed
+        started += int(new.sum())
+        # a running push keeps its force; a new one may change it
+        assert torch.equal(root[pushed & ~new], held[pushed & ~new])
+        held = torch.where(pushed.unsqueeze(-1), root, held)
+        running = torch.where(new, torch.ones_like(running), running + pushed.long())
+        lengths += running[pushed & (state[:, 0] == 0)].tolist()  # a push's last step
+    # each push lasts its steps exactly; idle envs start one with the given probability (binomial,
+    # 5 standard deviations)
+    assert set(lengths) == {steps}
+    idle_steps = 200 * n / (1.0 + start_prob * (steps - 1))  # renewal: the steps that begin idle
+    expected = start_prob * idle_steps
+    assert abs(started - expected) < 5.0 * (expected * (1 - start_prob)) ** 0.5 + 0.02 * expected
+    held = held[held.norm(dim=-1) > 0]
+    assert len(held) > 0.99 * n
+    assert (held[:, :2] / held.norm(dim=-1, keepdim=True)[:, :2]).mean(dim=0).norm() < 0.05  # any horizontal direction
+    assert abs(held.norm(dim=-1).mean() - max_force / 2) < 0.03 * max_force  # uniform force
+
+
+def test_training_pushes_reach_the_engine_as_their_impulse():
+    """task.env.push.random_*: with every env starting a push at once, one policy step changes each
+    env's centre-of-mass velocity by F t / M against the same step unpushed (MuJoCo's masses)."""
+    mass = float(mujoco.MjModel.from_xml_path(DEFAULT_MJCF).body_mass.sum())
+    velocities = []
+    for overrides in ((), ("task.env.push.random_max_n=400", "task.env.push.random_rate_hz=1000")):
+        task = make_task(*overrides)
+        drop_from_rest(task.engine)
+        task.pre_physics_step(torch.zeros(task.num_envs, task.engine.num_dofs))
+        task.engine.step()
+        velocities.append(task.engine.com_velocity().clone())
+    force = task.random_push[:, 1:]
+    assert (task.random_push[:, 0] == task.push_steps - 1).all() and (force.norm(dim=-1) > 0).all()
+    assert torch.allclose(velocities[1] - velocities[0], force * task.dt / mass, atol=2e-4)
