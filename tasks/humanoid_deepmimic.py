@@ -6,7 +6,6 @@ more than ``termination_distance`` from the reference), actions as PD targets, a
 imitation reward (SceneImitate.cpp). Per-step math lives in the TorchScript kernels at the
 bottom; everything runs batched on the engine's device.
 """
-import math
 from typing import Dict, Tuple
 
 import torch
@@ -20,8 +19,9 @@ from tasks.base.vec_task import VecTask
 from tasks.body_state import POS, ROT, body_ang_vel, body_lin_vel, body_pos, body_rot, body_vel
 from tasks.config import REWARD_TERMS, ROOT_ERROR_COEFFS, check_task_settings, physics_substeps
 from tasks.engines import EngineConfig, EngineWindow, build_engine
+from tasks.pushes import Pushes
 from tasks.reference.motion_lib import MotionLib
-from tasks.rotations import (heading_angle, heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
+from tasks.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
                                    quat_to_tan_norm)
 from tasks.tracking_metrics import make_tracking_metrics
 from tasks.display.viewer import make_watcher
@@ -53,12 +53,6 @@ class HumanoidDeepMimic(VecTask):
             self.max_episode_length = int(round(float(env.get("evaluation_horizon_s", 20.0)) * self.control_freq))
         self.termination_distance = float(env["termination_distance"])
         self.contact_force_threshold = float(env["contact_force_threshold"])
-        push = env["push"]  # DeepMimic's perturbation test: the push window's steps and its force
-        self.set_push(float(push["force_n"]), float(push["direction_deg"]))
-        self.push_at_s, self.push_spread_s = float(push["at_s"]), float(push["spread_s"])
-        self.push_steps = max(1, int(round(float(push["duration_s"]) * self.control_freq)))
-        self.random_push_max_n = float(push["random_max_n"])  # training: pushes at random times and directions
-        self.random_push_start_prob = min(1.0, float(push["random_rate_hz"]) / self.control_freq)
         self.target_frames = [int(k) for k in env["obs"]["target_frames"]]
         self.obs_phase = bool(env["obs"]["phase"])
         reward = cfg["reward"]
@@ -103,10 +97,8 @@ class HumanoidDeepMimic(VecTask):
         self.motion_ids = torch.zeros(n, dtype=torch.long, device=device)
         self.motion_times = torch.zeros(n, device=device)
         self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
-        self.push_direction = torch.zeros(n, 3, device=device)  # each env's, fixed when its push starts
-        self.push_start_steps = torch.round((self.push_at_s + self.push_spread_s * torch.arange(
-            n, device=device, dtype=torch.float64) / n) * self.control_freq).long()
-        self.random_push = torch.zeros(n, 4, device=device)  # each env's random push: steps left, force [3]
+        self.pushes = Pushes(env["push"], self.control_freq, n, self.engine.num_bodies, device)
+        self.forces_applied = False  # whether the engine holds forces of the pushes
         self.target_frame_offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=device) * self.dt
 
     def _build_character_tables(self, skeleton, env) -> None:
@@ -188,33 +180,16 @@ class HumanoidDeepMimic(VecTask):
         self.engine.set_state(chosen, ref.root_pos, ref.root_rot, ref.root_vel, ref.root_ang_vel, ref.dof_pos,
                               ref.dof_vel)
         self.progress_buf.masked_fill_(chosen, 0)
-        self.random_push.masked_fill_(chosen.unsqueeze(-1), 0.0)  # a new episode starts unpushed
+        self.pushes.reset(chosen)
         for buf in self.episode_sums.values():
             buf.masked_fill_(chosen, 0.0)
 
     def pre_physics_step(self, actions: torch.Tensor) -> None:
         self.actions[:] = actions
         self.engine.set_pd_targets(self.action_scale * actions)
-        if self.push_force > 0.0 or self.random_push_max_n > 0.0:
-            self.engine.set_body_forces(self._push_forces())
-
-    def _push_forces(self) -> torch.Tensor:
-        """The push of task.env.push and the training pushes on the root, [N, B, 3] in the world frame."""
-        forces, direction = compute_push_forces(
-            self.progress_buf, self.engine.root_state()[:, ROT], self.push_direction, self.engine.num_bodies,
-            self.push_start_steps, self.push_steps, self.push_force, self.push_angle)
-        self.push_direction.copy_(direction)
-        random_forces, random_push = compute_random_push_forces(
-            self.random_push, torch.rand(self.num_envs, 3, device=self.device), self.engine.num_bodies,
-            self.random_push_start_prob, self.random_push_max_n, self.push_steps)
-        self.random_push.copy_(random_push)
-        return forces + random_forces
-
-    def set_push(self, force_n: float, direction_deg: float) -> None:
-        """The push of task.env.push, changed between evaluations (benchmarks/evaluate.py's force search)."""
-        self.push_force, self.push_angle = force_n, math.radians(direction_deg)
-        if force_n == 0.0 and hasattr(self, "engine"):  # forces are held until set again
-            self.engine.set_body_forces(torch.zeros(self.num_envs, self.engine.num_bodies, 3, device=self.device))
+        if self.pushes.active or self.forces_applied:  # and zeros once after the pushes stop
+            self.engine.set_body_forces(self.pushes.forces(self.progress_buf, self.engine.root_state()[:, ROT]))
+            self.forces_applied = self.pushes.active
 
     def post_physics_step(self) -> None:
         self.progress_buf += 1
@@ -382,41 +357,6 @@ def compute_deepmimic_reward(body_state: torch.Tensor, dof_vel: torch.Tensor, co
     errors = torch.stack([pose_err, vel_err, end_eff_err, root_err, com_err, body_pos_err], dim=-1)
     terms = torch.exp(-term_scales * errors)
     return (terms * term_weights).sum(dim=-1), terms
-
-
-@torch.jit.script
-def compute_push_forces(progress: torch.Tensor, root_rot: torch.Tensor, direction: torch.Tensor, num_bodies: int,
-                        start_step: torch.Tensor, num_steps: int, force: float,
-                        angle: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The push on the root [N, B, 3] during policy steps [start_step, start_step + num_steps) of each
-    env's episode (``start_step`` [N]), horizontal, ``angle`` (rad) to the left of the root's heading at
-    the push's first step (DeepMimic's forward push: 0, sideways: pi / 2), and each env's direction."""
-    heading = heading_angle(root_rot) + angle
-    starting = (progress == start_step).unsqueeze(-1)
-    new_direction = torch.stack([torch.cos(heading), torch.sin(heading), torch.zeros_like(heading)], dim=-1)
-    direction = torch.where(starting, new_direction, direction)
-    active = ((progress >= start_step) & (progress < start_step + num_steps)).unsqueeze(-1)
-    forces = torch.zeros(root_rot.shape[0], num_bodies, 3, device=root_rot.device)
-    forces[:, 0] = torch.where(active, direction * force, torch.zeros_like(direction))
-    return forces, direction
-
-
-@torch.jit.script
-def compute_random_push_forces(state: torch.Tensor, draws: torch.Tensor, num_bodies: int, start_prob: float,
-                               max_force: float, num_steps: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Random pushes on the root [N, B, 3] and each env's next ``state`` ([N, 4]: policy steps left,
-    world-frame force). An unpushed env starts a push with probability ``start_prob`` (``draws[:, 0]``),
-    of ``num_steps`` steps, a force uniform in [0, max_force] (``draws[:, 2]``) in any horizontal
-    direction (``draws[:, 1]``), held for the whole push."""
-    angle = draws[:, 1] * (2.0 * math.pi)
-    new_force = torch.stack([torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)], dim=-1) \
-        * (draws[:, 2] * max_force).unsqueeze(-1)
-    starting = (state[:, 0] <= 0.0) & (draws[:, 0] < start_prob)
-    steps_left = torch.where(starting, torch.full_like(state[:, 0], float(num_steps)), state[:, 0])
-    force = torch.where(starting.unsqueeze(-1), new_force, state[:, 1:])
-    forces = torch.zeros(state.shape[0], num_bodies, 3, device=state.device)
-    forces[:, 0] = force * (steps_left > 0.0).unsqueeze(-1)
-    return forces, torch.cat([(steps_left - 1.0).clamp(min=0.0).unsqueeze(-1), force], dim=-1)
 
 
 @torch.jit.script

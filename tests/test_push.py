@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from benchmarks import evaluate
 from poselib_utils.repository import DEFAULT_MJCF, REPO_ROOT
-from tasks.humanoid_deepmimic import compute_push_forces, compute_random_push_forces
+from tasks.pushes import compute_push_forces, compute_random_push_forces
 from tasks.config import SettingError, check_push_search
 from tasks.rlgames.push_search import largest_survived_force
 from task_helpers import make_task
@@ -157,6 +157,6 @@ def test_training_pushes_reach_the_engine_as_their_impulse():
         task.pre_physics_step(torch.zeros(task.num_envs, task.engine.num_dofs))
         task.engine.step()
         velocities.append(task.engine.com_velocity().clone())
-    force = task.random_push[:, 1:]
-    assert (task.random_push[:, 0] == task.push_steps - 1).all() and (force.norm(dim=-1) > 0).all()
+    force = task.pushes.random_state[:, 1:]
+    assert (task.pushes.random_state[:, 0] == task.pushes.steps - 1).all() and (force.norm(dim=-1) > 0).all()
     assert torch.allclose(velocities[1] - velocities[0], force * task.dt / mass, atol=2e-4)

@@ -63,19 +63,19 @@ def run_evaluation(player, deterministic: bool = True, json_path: Optional[str] 
                 task.num_envs - num, task.num_envs, budget))
         print(format_table(summary))
         print(format_worst_bodies(summary))
-        if getattr(task, "push_force", 0.0) > 0.0:
+        if task.pushes.force_n > 0.0:
             print("push: {:.0f} N at {:.0f} deg: {} of {} episodes survived (not terminated early)".format(
-                task.push_force, math.degrees(task.push_angle), int(survived_pushes(metrics).sum()), num))
+                task.pushes.force_n, math.degrees(task.pushes.angle), int(survived_pushes(metrics).sum()), num))
     if json_path:
         meta = {"num_envs": task.num_envs, "deterministic": bool(deterministic), "dt": task.dt,
                 "horizon_s": task.max_episode_length * task.dt, "steps": steps,
                 "motion_files": list(task.motion_lib.motion_files),
                 "early_termination": bool(task.enable_early_termination)}
-        if getattr(task, "push_force", 0.0) > 0.0:
+        pushes = task.pushes
+        if pushes.force_n > 0.0:
             finished = max(1, int(metrics.finished.sum()))
-            meta["push"] = {"force_n": task.push_force, "direction_deg": math.degrees(task.push_angle),
-                            "at_s": task.push_at_s, "spread_s": task.push_spread_s,
-                            "duration_s": task.push_steps * task.dt,
+            meta["push"] = {"force_n": pushes.force_n, "direction_deg": math.degrees(pushes.angle),
+                            "at_s": pushes.at_s, "spread_s": pushes.spread_s, "duration_s": pushes.duration_s,
                             "survival_rate": float(survived_pushes(metrics).sum()) / finished}
         write_json(json_path, summary, meta)
         if verbose:

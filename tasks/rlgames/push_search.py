@@ -57,7 +57,7 @@ def run_push_search(task, play_episodes: Callable[[], None], settings: Dict, det
     task.termination_distance = math.inf
 
     def survival_at(force: float, direction: float) -> float:
-        task.set_push(force, direction)
+        task.pushes.set(force, direction)
         play_episodes()
         finished = metrics.finished
         survived = survived_pushes(metrics)
@@ -76,8 +76,8 @@ def run_push_search(task, play_episodes: Callable[[], None], settings: Dict, det
                                        "trials": [[f, r] for f, r in trials]}
     finally:
         task.termination_distance = saved
-        task.set_push(0.0, 0.0)
-    window = {"at_s": task.push_at_s, "spread_s": task.push_spread_s, "duration_s": task.push_steps * task.dt,
+        task.pushes.set(0.0, 0.0)
+    window = {"at_s": task.pushes.at_s, "spread_s": task.pushes.spread_s, "duration_s": task.pushes.duration_s,
               "num_envs": task.num_envs, "survival": settings["survival"]}
     print(format_search(results, window))
     if json_path:
