@@ -12,7 +12,8 @@ Each run is ``NAME=CLIP`` plus hydra overrides for train.py. Training ends with 
 ``--concurrent`` (several runs sharing one GPU: their wall times are then not those of a run alone), or
 with ``--gpus 0,1`` side by side on a multi-GPU machine, each alone on its GPU (wall times of a run alone).
 Every ``--eval-every``-th saved checkpoint and the final one are evaluated as benchmarks/evaluate.py
-does (the run's ``character=``, ``skill=`` and ``task.*`` overrides apply there too), ``--parallel-evals`` at a time. Writes
+does (the run's ``character=``, ``skill=``, ``goal=`` and ``task.*`` overrides apply there too),
+``--parallel-evals`` at a time. Writes
 ``<out>/<name>.csv`` (epoch, seconds since the start, samples, metrics), ``<out>/<name>.pth`` (the
 final checkpoint, exported), ``<out>/<name>_metrics.json`` and ``<out>/summary.md`` (with ``--bar-mm``,
 the first evaluated checkpoint that met the bar: the wall time and samples it took).
@@ -153,7 +154,7 @@ def evaluate(run: Run, checkpoint: str, args) -> dict:
     cmd = [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "evaluate.py"), "--checkpoint", checkpoint,
            "--motion-file", run.clip, "--num-envs", str(args.eval_envs), "--horizon", str(args.horizon),
            "--engine", args.engine, "--json", out, "--"] + [o for o in run.overrides
-                                                             if o.startswith(("task.", "skill=", "character="))]
+                                                             if o.startswith(("task.", "skill=", "character=", "goal="))]
     result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=run_env(run))
     with open(out[:-5] + ".log", "w") as f:
         f.write(result.stdout + result.stderr)

@@ -206,9 +206,26 @@ def check_task_settings(task_cfg) -> None:
         raise SettingError(problems[0])
     env, reward = task_cfg["env"], task_cfg["reward"]
     physics_substeps(float(env["sim_freq_hz"]), float(env["control_freq_hz"]))
+    check_goal_settings(env)
     weights = [term + "_w" for term in REWARD_TERMS]
     if sum(float(reward[w]) for w in weights) <= 0:
         raise SettingError("task.reward: the term weights ({}) must have a positive sum, got all 0".format(", ".join(weights)))
+
+
+GOAL_KINDS = ("none", "heading")  # tasks/goals.py
+GOAL_SETTINGS = {"heading": (("imitation_weight", FRACTION), ("speed_mps", NON_NEGATIVE), ("speed_scale", POSITIVE),
+                             ("change_rate_hz", NON_NEGATIVE), ("max_turn_deg", Allowed("number", 0, 180)))}
+
+
+def check_goal_settings(env) -> None:
+    """task.env.goal: a known kind, and that kind's settings within what they allow."""
+    goal = env.get("goal") or {}
+    kind = goal.get("kind", "none")
+    if kind not in GOAL_KINDS:
+        raise SettingError("task.env.goal.kind must be one of {}, got {!r}".format(", ".join(GOAL_KINDS), kind))
+    problems = _setting_problems(goal, GOAL_SETTINGS.get(kind, ()), "task.env.goal.")
+    if problems:
+        raise SettingError(problems[0])
 
 
 def check_run_settings(cfg) -> None:

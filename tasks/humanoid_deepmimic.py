@@ -19,7 +19,9 @@ from tasks.base.vec_task import VecTask
 from tasks.body_state import POS, ROT, body_ang_vel, body_lin_vel, body_pos, body_rot, body_vel
 from tasks.config import REWARD_TERMS, ROOT_ERROR_COEFFS, check_task_settings, physics_substeps
 from tasks.engines import EngineConfig, EngineWindow, build_engine
+from tasks.goals import build_goal
 from tasks.pushes import Pushes
+from tasks.reference.anchoring import anchored, reference_anchor
 from tasks.reference.motion_lib import MotionLib
 from tasks.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
                                    quat_to_tan_norm)
@@ -97,7 +99,8 @@ class HumanoidDeepMimic(VecTask):
         self.motion_ids = torch.zeros(n, dtype=torch.long, device=device)
         self.motion_times = torch.zeros(n, device=device)
         self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
-        self.pushes = Pushes(env["push"], self.control_freq, n, self.engine.num_bodies, device)
+        self.pushes = Pushes(env["push"], self.control_freq, n, self.engine.num_bodies, device, self.evaluation)
+        self.goal = build_goal(env["goal"], n, self.control_freq, self.motion_lib.mean_root_speeds, device)
         self.forces_applied = False  # whether the engine holds forces of the pushes
         self.target_frame_offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=device) * self.dt
 
@@ -150,6 +153,8 @@ class HumanoidDeepMimic(VecTask):
         n, k, b = self.num_envs, len(self.target_frames), self.engine.num_bodies
         if k:
             ref = self.motion_lib.get_state(ids, times)
+            if self.goal.anchors_reference:  # the target frames follow the character, as the reward's reference
+                ref = anchored(ref, self._anchor(self.motion_lib.get_state(self.motion_ids, self.motion_times)))
             ref_pos = ref.body_pos.view(k, n, b, 3).transpose(0, 1)
             ref_rot = ref.body_rot.view(k, n, b, 4).transpose(0, 1)
         else:
@@ -157,7 +162,16 @@ class HumanoidDeepMimic(VecTask):
         phase = self.motion_lib.phase(self.motion_ids, self.motion_times).unsqueeze(-1)
         if not self.obs_phase:
             phase = phase[:, :0]
-        return compute_deepmimic_observations(self.engine.body_state(), ref_pos, ref_rot, phase)
+        imitation = compute_deepmimic_observations(self.engine.body_state(), ref_pos, ref_rot, phase)
+        return torch.cat([imitation, self.goal.observe(self.engine.root_state()[:, ROT])], dim=-1)
+
+    def _anchor(self, ref):
+        return reference_anchor(self.engine.root_state()[:, :3], self.engine.root_state()[:, ROT], ref)
+
+    def reference_now(self):
+        """Every env's reference at its current time, as its reward sees it (anchored for goals that need it)."""
+        ref = self.motion_lib.get_state(self.motion_ids, self.motion_times)
+        return anchored(ref, self._anchor(ref)) if self.goal.anchors_reference else ref
 
     def reset_idx(self, env_ids: torch.Tensor) -> None:
         """Reset envs ``env_ids`` (IsaacGymEnvs' entry point)."""
@@ -181,6 +195,7 @@ class HumanoidDeepMimic(VecTask):
                               ref.dof_vel)
         self.progress_buf.masked_fill_(chosen, 0)
         self.pushes.reset(chosen)
+        self.goal.reset(chosen, ref.root_rot, self.motion_ids)
         for buf in self.episode_sums.values():
             buf.masked_fill_(chosen, 0.0)
 
@@ -194,7 +209,7 @@ class HumanoidDeepMimic(VecTask):
     def post_physics_step(self) -> None:
         self.progress_buf += 1
         self.motion_times += self.dt
-        ref = self.motion_lib.get_state(self.motion_ids, self.motion_times)
+        ref = self.reference_now()
         body_state = self.engine.body_state()
         dof_vel = self.engine.dof_state()[..., 1]
         com_vel = self.engine.com_velocity()
@@ -210,6 +225,7 @@ class HumanoidDeepMimic(VecTask):
             body_parents=self.body_parents, body_weights=self.body_weights, dof_weights=self.dof_weights,
             end_effector_mask=self.end_effector_mask, term_weights=self.reward_weights,
             term_scales=self.reward_scales, com_vel_coeff=self.com_vel_coeff, **self.root_err_coeffs)
+        reward = self.goal.reward(reward, com_vel)  # imitation alone, or weighted with the goal's
 
         clip_ended = (~self.motion_lib.loops[self.motion_ids]) & (
             self.motion_times >= self.motion_lib.durations[self.motion_ids])
@@ -226,7 +242,9 @@ class HumanoidDeepMimic(VecTask):
 
         if self.tracking_metrics is not None:
             self.tracking_metrics.update(body_state[..., POS], body_state[..., ROT], self.motion_ids,
-                                         self.motion_times, self.rew_buf, reset, terminated | failed)
+                                         self.motion_times, self.rew_buf, reset, terminated | failed, ref,
+                                         self.goal.errors(com_vel) if self.goal.anchors_reference else None)
+        self.goal.step()
         self._record_episode_stats(terms, reset, failed, terminated)
         window = self.engine if isinstance(self.engine, EngineWindow) and self.engine.window_open else None
         if window is not None and window.take_reset_request():  # Backspace: env 0 joins this step's resets

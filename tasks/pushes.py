@@ -18,12 +18,13 @@ from tasks.rotations import heading_angle
 class Pushes:
     """Each env's pushes: ``forces(progress, root_rot)`` every policy step while ``active``."""
 
-    def __init__(self, push, control_freq: float, num_envs: int, num_bodies: int, device: torch.device):
+    def __init__(self, push, control_freq: float, num_envs: int, num_bodies: int, device: torch.device,
+                 evaluation: bool = False):
         self.num_envs, self.num_bodies, self.device, self.dt = num_envs, num_bodies, device, 1.0 / control_freq
         self.set(float(push["force_n"]), float(push["direction_deg"]))
         self.at_s, self.spread_s = float(push["at_s"]), float(push["spread_s"])
         self.steps = max(1, int(round(float(push["duration_s"]) * control_freq)))
-        self.random_max_n = float(push["random_max_n"])
+        self.random_max_n = 0.0 if evaluation else float(push["random_max_n"])  # evaluations: the test push only
         self.random_start_prob = min(1.0, float(push["random_rate_hz"]) * self.dt)
         times = self.at_s + self.spread_s * torch.arange(num_envs, device=device, dtype=torch.float64) / num_envs
         self.start_steps = torch.round(times / self.dt).long()

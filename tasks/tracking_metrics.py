@@ -29,7 +29,7 @@ Definitions (per frame f of an episode, B bodies in MJCF order, the root is body
 import json
 import math
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -41,6 +41,8 @@ SUCCESS_THRESHOLD_M = 0.5
 METRIC_KEYS = ("num_episodes", "success_rate", "mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg",
                "mpjpe_pa_mm", "vel_err_mm_frame", "accel_err_mm_frame2", "episode_length_steps",
                "episode_length_s", "normalized_return")
+GOAL_KEYS = ("heading_err", "speed_along_target")  # accumulated when a goal reports its errors
+GOAL_METRIC_KEYS = ("heading_err_deg", "speed_along_target_mps")
 
 
 def evaluation_episode_steps(durations: torch.Tensor, loops: torch.Tensor, horizon_s: float,
@@ -97,14 +99,20 @@ class TrackingMetrics:
 
     def update(self, body_pos: torch.Tensor, body_rot: torch.Tensor, motion_ids: torch.Tensor,
                motion_times: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
-               terminated: torch.Tensor) -> None:
+               terminated: torch.Tensor, ref=None, goal_errors: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> None:
         """One policy step of all envs. ``body_pos`` [N, B, 3], ``body_rot`` [N, B, 4] (wxyz): the
         simulated state after the step, before finished envs reset; ``motion_ids``/``motion_times``
-        [N]: the clip and time the state should match; ``reward``, ``done``, ``terminated`` [N]."""
-        ref = self.motion_lib.get_state(motion_ids, motion_times)
+        [N]: the clip and time the state should match; ``reward``, ``done``, ``terminated`` [N];
+        ``ref``: the reference state to match, when not the clip's own (a goal's anchored reference);
+        ``goal_errors``: a heading goal's angle from its target (rad) and speed along it (m/s), [N] each."""
+        if ref is None:
+            ref = self.motion_lib.get_state(motion_ids, motion_times)
         body_err, *errors = tracking_errors(body_pos, body_rot, ref.body_pos, ref.body_rot)
         active = self.active
         w = active.double()
+        if goal_errors is not None:
+            for key, value in zip(("heading_err", "speed_along_target"), goal_errors):
+                self.sums[key] = self.sums.get(key, torch.zeros_like(w)) + w * value.double()
         self.body_err_sum += w.unsqueeze(1) * body_err.double()
         for key, value in zip(("mpjpe_l", "root_pos", "root_rot"), errors):
             self.sums[key] += w * value.double()
@@ -141,7 +149,7 @@ class TrackingMetrics:
         is each body's mean position error, the others are [N]."""
         frames = self.sums["frames"].clamp_min(1.0)
         body_err = self.body_err_sum / frames.unsqueeze(1)
-        return {
+        per_env = {
             "body_err": body_err,
             "mpjpe_g": body_err.mean(dim=1),
             "mpjpe_l": self.sums["mpjpe_l"] / frames,
@@ -154,6 +162,8 @@ class TrackingMetrics:
             "length": self.sums["frames"],
             "normalized_return": self.sums["reward"] / self.max_episode_steps[self.env_motion].double(),
         }
+        per_env.update({key: self.sums[key] / frames for key in GOAL_KEYS if key in self.sums})
+        return per_env
 
     def summary(self, only_finished: bool = True) -> Dict[str, Dict[str, float]]:
         """Per clip (keyed by its file name) and ``all`` (the mean over clips): the metrics of
@@ -192,9 +202,13 @@ class TrackingMetrics:
                 "mpjpe_g_per_body_mm": {b: 1000.0 * e for b, e in zip(self.motion_lib.body_names,
                                                                        means["body_err"][i])},
             }
+            if "heading_err" in means:
+                result[name].update({"heading_err_deg": math.degrees(means["heading_err"][i]),
+                                     "speed_along_target_mps": means["speed_along_target"][i]})
         if result:
             clips = list(result.values())
-            result["all"] = {k: sum(c[k] for c in clips) / len(clips) for k in METRIC_KEYS}
+            result["all"] = {k: sum(c[k] for c in clips) / len(clips) for k in METRIC_KEYS + GOAL_METRIC_KEYS
+                             if k in clips[0]}
             result["all"]["num_episodes"] = int(sum(c["num_episodes"] for c in clips))
             result["all"]["mpjpe_g_per_body_mm"] = {
                 b: sum(c["mpjpe_g_per_body_mm"][b] for c in clips) / len(clips) for b in self.motion_lib.body_names}
@@ -254,7 +268,9 @@ def format_table(summary: Dict[str, Dict[str, float]]) -> str:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    goal = ["{}: heading error {:.1f} deg, speed along the target {:.2f} m/s".format(
+        clip, m["heading_err_deg"], m["speed_along_target_mps"]) for clip, m in summary.items() if "heading_err_deg" in m]
+    return "\n".join(lines + goal)
 
 
 def format_worst_bodies(summary: Dict[str, Dict], count: int = 5) -> str:

@@ -181,6 +181,11 @@ class MotionLib:
         self._weights = torch.tensor(weights / weights.sum(), dtype=torch.float32, device=self.device)
         self._graphed_query = GraphedFunction(self._query)
 
+    @property
+    def mean_root_speeds(self) -> torch.Tensor:
+        """[M] each clip's mean horizontal root speed over a cycle (m/s): its cycle's shift over its duration."""
+        return self._cycle_delta[:, :2].norm(dim=-1) / self.durations.clamp_min(1e-6)
+
     def sample_motions(self, n: int) -> torch.Tensor:
         if self.num_motions == 1:
             return torch.zeros(n, dtype=torch.long, device=self.device)
