@@ -82,8 +82,9 @@ class HeadingGoal:
         self.target_yaw.copy_(torch.where(changing, self.target_yaw + self._turns(n), self.target_yaw))
 
     def steer(self, env: int, turn_rad: float) -> None:
-        """Turn one env's target (the viewer's arrow keys)."""
+        """Turn one env's target (the viewer's arrow keys); from then on only the keys turn targets."""
         self.target_yaw[env] += turn_rad
+        self.change_prob = 0.0
 
     def observe(self, root_rot: torch.Tensor) -> torch.Tensor:
         return heading_goal_observation(root_rot, self.target_yaw)

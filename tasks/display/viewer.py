@@ -10,6 +10,7 @@ Viewer keys: Space pause/resume, Backspace reset env 0, G show/hide the ghost, B
 overlaid. The camera follows the character.
 """
 import atexit
+import math
 import os
 import sys
 import time
@@ -18,8 +19,10 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-VIEWER_HELP = "viewer keys: Space pause, Backspace reset env 0, G ghost on/off, B ghost beside/overlaid"
-KEY_SPACE, KEY_BACKSPACE, KEY_B, KEY_G = 32, 259, 66, 71  # GLFW key codes
+VIEWER_HELP = "viewer keys: Space pause, Backspace reset env 0, G ghost on/off, B ghost beside/overlaid, " \
+              "Left/Right turn the target heading (goal=heading)"
+KEY_SPACE, KEY_BACKSPACE, KEY_B, KEY_G, KEY_RIGHT, KEY_LEFT = 32, 259, 66, 71, 262, 263  # GLFW key codes
+STEER_STEP_DEG = 15.0  # a goal's target turns this much per arrow key press
 GHOST_BESIDE = np.array([0.0, 1.0, 0.0])  # metres, where "beside" puts the ghost
 
 
@@ -93,6 +96,7 @@ class InteractiveViewer:
         self.show_ghost = True
         self.beside = False
         self._reset_requested = False
+        self.steer_presses = 0  # arrow presses not yet passed on: + left, - right
         self._last = time.time()
         self._handle = mujoco.viewer.launch_passive(scene.model, scene.data, key_callback=self._on_key,
                                                     show_left_ui=False, show_right_ui=False)
@@ -110,6 +114,8 @@ class InteractiveViewer:
             self.show_ghost = not self.show_ghost
         elif key == KEY_B:
             self.beside = not self.beside
+        elif key in (KEY_LEFT, KEY_RIGHT):
+            self.steer_presses += 1 if key == KEY_LEFT else -1
 
     def is_running(self) -> bool:
         return self._handle.is_running()
@@ -234,7 +240,7 @@ class TaskWatcher:
         """(simulated qpos, reference qpos) of env 0 on the host."""
         task, engine = self.task, self.task.engine
         sim = character_qpos(engine.root_state()[0], engine.dof_state()[0, :, 0])
-        ref = task.motion_lib.get_state(task.motion_ids[0:1], task.motion_times[0:1])
+        ref = task.reference_now()  # where the reward's reference is: a goal's follows the character
         ghost = character_qpos(torch.cat([ref.root_pos[0], ref.root_rot[0]]), ref.dof_pos[0])
         return sim, ghost
 
@@ -243,6 +249,8 @@ class TaskWatcher:
         recording = self.recorder is not None and self.recorder.wants_frame(self.steps)
         if viewing or recording:
             sim, ghost = self.env0_state()
+            if viewing:
+                self._steer_from_keys()
             if viewing and self.viewer.show(sim, ghost):
                 self.task.reset_idx(torch.zeros(1, dtype=torch.long, device=self.task.device))
                 self.task.obs_buf[:] = self.task.compute_observations()
@@ -252,6 +260,14 @@ class TaskWatcher:
                 self.scene.set_state(sim, ghost)
                 self.recorder.add_frame(self.steps)
         self.steps += 1
+
+    def _steer_from_keys(self) -> None:
+        """Arrow keys turn env 0's goal target, for goals that have one (tasks/goals.py HeadingGoal)."""
+        presses, self.viewer.steer_presses = self.viewer.steer_presses, 0
+        goal = getattr(self.task, "goal", None)
+        if presses and hasattr(goal, "steer"):
+            goal.steer(0, math.radians(STEER_STEP_DEG * presses))
+            print("target heading of env 0: {:.0f} deg".format(math.degrees(float(goal.target_yaw[0]))))
 
     def close(self) -> None:
         if self.recorder is not None:
