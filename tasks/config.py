@@ -212,9 +212,13 @@ def check_task_settings(task_cfg) -> None:
         raise SettingError("task.reward: the term weights ({}) must have a positive sum, got all 0".format(", ".join(weights)))
 
 
-GOAL_KINDS = ("none", "heading")  # tasks/goals.py
+GOAL_KINDS = ("none", "heading", "strike")  # tasks/goals.py
 GOAL_SETTINGS = {"heading": (("imitation_weight", FRACTION), ("speed_mps", NON_NEGATIVE), ("speed_scale", POSITIVE),
-                             ("change_rate_hz", NON_NEGATIVE), ("max_turn_deg", Allowed("number", 0, 180)))}
+                             ("change_rate_hz", NON_NEGATIVE), ("max_turn_deg", Allowed("number", 0, 180))),
+                 "strike": (("imitation_weight", FRACTION), ("distance_m", Allowed("number", 0, listed=True)),
+                            ("height_m", Allowed("number", 0, listed=True)),
+                            ("bearing_deg", Allowed("number", -360, 360, listed=True)), ("radius_m", POSITIVE),
+                            ("distance_scale", POSITIVE))}
 
 
 def check_goal_settings(env) -> None:
@@ -223,7 +227,12 @@ def check_goal_settings(env) -> None:
     kind = goal.get("kind", "none")
     if kind not in GOAL_KINDS:
         raise SettingError("task.env.goal.kind must be one of {}, got {!r}".format(", ".join(GOAL_KINDS), kind))
-    problems = _setting_problems(goal, GOAL_SETTINGS.get(kind, ()), "task.env.goal.")
+    rules = GOAL_SETTINGS.get(kind, ())
+    problems = _setting_problems(goal, rules, "task.env.goal.")
+    for key, rule in rules:  # ranges: [low, high]
+        value = OmegaConf.to_container(goal[key]) if OmegaConf.is_config(goal[key]) else goal[key]
+        if rule.listed and not problems and (len(value) != 2 or value[0] > value[1]):
+            problems.append("task.env.goal.{} must be a range [low, high] with low <= high, got {!r}".format(key, value))
     if problems:
         raise SettingError(problems[0])
 

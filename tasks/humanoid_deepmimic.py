@@ -100,7 +100,8 @@ class HumanoidDeepMimic(VecTask):
         self.motion_times = torch.zeros(n, device=device)
         self.actions = torch.zeros(n, self.engine.num_dofs, device=device)
         self.pushes = Pushes(env["push"], self.control_freq, n, self.engine.num_bodies, device, self.evaluation)
-        self.goal = build_goal(env["goal"], n, self.control_freq, self.motion_lib.mean_root_speeds, device)
+        self.goal = build_goal(env["goal"], n, self.control_freq, self.motion_lib.mean_root_speeds,
+                               self.engine.body_names, device)
         self.forces_applied = False  # whether the engine holds forces of the pushes
         self.target_frame_offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=device) * self.dt
 
@@ -163,7 +164,7 @@ class HumanoidDeepMimic(VecTask):
         if not self.obs_phase:
             phase = phase[:, :0]
         imitation = compute_deepmimic_observations(self.engine.body_state(), ref_pos, ref_rot, phase)
-        return torch.cat([imitation, self.goal.observe(self.engine.root_state()[:, ROT])], dim=-1)
+        return torch.cat([imitation, self.goal.observe(self.engine.root_state())], dim=-1)
 
     def _anchor(self, ref):
         return reference_anchor(self.engine.root_state()[:, :3], self.engine.root_state()[:, ROT], ref)
@@ -195,7 +196,7 @@ class HumanoidDeepMimic(VecTask):
                               ref.dof_vel)
         self.progress_buf.masked_fill_(chosen, 0)
         self.pushes.reset(chosen)
-        self.goal.reset(chosen, ref.root_rot, self.motion_ids)
+        self.goal.reset(chosen, torch.cat([ref.root_pos, ref.root_rot], dim=-1), self.motion_ids)
         for buf in self.episode_sums.values():
             buf.masked_fill_(chosen, 0.0)
 
@@ -225,7 +226,8 @@ class HumanoidDeepMimic(VecTask):
             body_parents=self.body_parents, body_weights=self.body_weights, dof_weights=self.dof_weights,
             end_effector_mask=self.end_effector_mask, term_weights=self.reward_weights,
             term_scales=self.reward_scales, com_vel_coeff=self.com_vel_coeff, **self.root_err_coeffs)
-        reward = self.goal.reward(reward, com_vel)  # imitation alone, or weighted with the goal's
+        self.goal.update(body_state, self.motion_lib.phase(self.motion_ids, self.motion_times))
+        reward = self.goal.reward(reward, body_state, com_vel)  # imitation alone, or weighted with the goal's
 
         clip_ended = (~self.motion_lib.loops[self.motion_ids]) & (
             self.motion_times >= self.motion_lib.durations[self.motion_ids])
@@ -243,8 +245,7 @@ class HumanoidDeepMimic(VecTask):
         if self.tracking_metrics is not None:
             self.tracking_metrics.update(body_state[..., POS], body_state[..., ROT], self.motion_ids,
                                          self.motion_times, self.rew_buf, reset, terminated | failed, ref,
-                                         self.goal.errors(com_vel) if self.goal.anchors_reference else None)
-        self.goal.step()
+                                         self.goal.step_metrics(body_state, com_vel))
         self._record_episode_stats(terms, reset, failed, terminated)
         window = self.engine if isinstance(self.engine, EngineWindow) and self.engine.window_open else None
         if window is not None and window.take_reset_request():  # Backspace: env 0 joins this step's resets

@@ -29,7 +29,7 @@ Definitions (per frame f of an episode, B bodies in MJCF order, the root is body
 import json
 import math
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 
@@ -41,8 +41,6 @@ SUCCESS_THRESHOLD_M = 0.5
 METRIC_KEYS = ("num_episodes", "success_rate", "mpjpe_g_mm", "mpjpe_l_mm", "root_pos_err_mm", "root_rot_err_deg",
                "mpjpe_pa_mm", "vel_err_mm_frame", "accel_err_mm_frame2", "episode_length_steps",
                "episode_length_s", "normalized_return")
-GOAL_KEYS = ("heading_err", "speed_along_target")  # accumulated when a goal reports its errors
-GOAL_METRIC_KEYS = ("heading_err_deg", "speed_along_target_mps")
 
 
 def evaluation_episode_steps(durations: torch.Tensor, loops: torch.Tensor, horizon_s: float,
@@ -60,13 +58,15 @@ def make_tracking_metrics(task) -> "TrackingMetrics":
     lib = task.motion_lib
     check_evaluation_envs(lib.num_motions, task.num_envs)
     steps = evaluation_episode_steps(lib.durations, lib.loops, task.max_episode_length * task.dt, task.dt)
-    return TrackingMetrics(lib, task.num_envs, steps, task.dt)
+    return TrackingMetrics(lib, task.num_envs, steps, task.dt, report_goal=task.goal.report)
 
 
 class TrackingMetrics:
     def __init__(self, motion_lib, num_envs: int, max_episode_steps: torch.Tensor, dt: float,
-                 success_threshold: float = SUCCESS_THRESHOLD_M):
-        """``max_episode_steps``: [num_motions] steps of a full evaluation episode per clip."""
+                 success_threshold: float = SUCCESS_THRESHOLD_M, report_goal=None):
+        """``max_episode_steps``: [num_motions] steps of a full evaluation episode per clip; ``report_goal``:
+        a goal's means of its per-step values and episode steps -> the metrics it reports (tasks/goals.py)."""
+        self.report_goal = report_goal
         self.motion_lib = motion_lib
         self.num_envs = num_envs
         self.dt = dt
@@ -92,6 +92,7 @@ class TrackingMetrics:
         self.finished = torch.zeros_like(self.active)
         self.terminated = torch.zeros_like(self.active)
         self.env_motion = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self.goal_sums: Dict[str, torch.Tensor] = {}
 
     @property
     def all_finished(self) -> bool:
@@ -99,20 +100,19 @@ class TrackingMetrics:
 
     def update(self, body_pos: torch.Tensor, body_rot: torch.Tensor, motion_ids: torch.Tensor,
                motion_times: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
-               terminated: torch.Tensor, ref=None, goal_errors: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> None:
+               terminated: torch.Tensor, ref=None, goal_values: Optional[Dict[str, torch.Tensor]] = None) -> None:
         """One policy step of all envs. ``body_pos`` [N, B, 3], ``body_rot`` [N, B, 4] (wxyz): the
         simulated state after the step, before finished envs reset; ``motion_ids``/``motion_times``
         [N]: the clip and time the state should match; ``reward``, ``done``, ``terminated`` [N];
         ``ref``: the reference state to match, when not the clip's own (a goal's anchored reference);
-        ``goal_errors``: a heading goal's angle from its target (rad) and speed along it (m/s), [N] each."""
+        ``goal_values``: a goal's per-step values [N] (tasks/goals.py step_metrics), averaged per env."""
         if ref is None:
             ref = self.motion_lib.get_state(motion_ids, motion_times)
         body_err, *errors = tracking_errors(body_pos, body_rot, ref.body_pos, ref.body_rot)
         active = self.active
         w = active.double()
-        if goal_errors is not None:
-            for key, value in zip(("heading_err", "speed_along_target"), goal_errors):
-                self.sums[key] = self.sums.get(key, torch.zeros_like(w)) + w * value.double()
+        for key, value in (goal_values or {}).items():
+            self.goal_sums[key] = self.goal_sums.get(key, torch.zeros_like(w)) + w * value.double()
         self.body_err_sum += w.unsqueeze(1) * body_err.double()
         for key, value in zip(("mpjpe_l", "root_pos", "root_rot"), errors):
             self.sums[key] += w * value.double()
@@ -162,7 +162,7 @@ class TrackingMetrics:
             "length": self.sums["frames"],
             "normalized_return": self.sums["reward"] / self.max_episode_steps[self.env_motion].double(),
         }
-        per_env.update({key: self.sums[key] / frames for key in GOAL_KEYS if key in self.sums})
+        per_env.update({"goal_" + key: value / frames for key, value in self.goal_sums.items()})
         return per_env
 
     def summary(self, only_finished: bool = True) -> Dict[str, Dict[str, float]]:
@@ -202,13 +202,13 @@ class TrackingMetrics:
                 "mpjpe_g_per_body_mm": {b: 1000.0 * e for b, e in zip(self.motion_lib.body_names,
                                                                        means["body_err"][i])},
             }
-            if "heading_err" in means:
-                result[name].update({"heading_err_deg": math.degrees(means["heading_err"][i]),
-                                     "speed_along_target_mps": means["speed_along_target"][i]})
+            if self.goal_sums and self.report_goal is not None:
+                result[name].update(self.report_goal({k: means["goal_" + k][i] for k in self.goal_sums},
+                                                     means["length"][i]))
         if result:
             clips = list(result.values())
-            result["all"] = {k: sum(c[k] for c in clips) / len(clips) for k in METRIC_KEYS + GOAL_METRIC_KEYS
-                             if k in clips[0]}
+            result["all"] = {k: sum(c[k] for c in clips) / len(clips) for k in clips[0]
+                             if k not in ("num_episodes", "mpjpe_g_per_body_mm")}
             result["all"]["num_episodes"] = int(sum(c["num_episodes"] for c in clips))
             result["all"]["mpjpe_g_per_body_mm"] = {
                 b: sum(c["mpjpe_g_per_body_mm"][b] for c in clips) / len(clips) for b in self.motion_lib.body_names}
@@ -268,9 +268,9 @@ def format_table(summary: Dict[str, Dict[str, float]]) -> str:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    goal = ["{}: heading error {:.1f} deg, speed along the target {:.2f} m/s".format(
-        clip, m["heading_err_deg"], m["speed_along_target_mps"]) for clip, m in summary.items() if "heading_err_deg" in m]
-    return "\n".join(lines + goal)
+    goal = ["{}: {}".format(clip, ", ".join("{} {:.3f}".format(k, m[k]) for k in m if k not in METRIC_KEYS
+                                           and k != "mpjpe_g_per_body_mm")) for clip, m in summary.items()]
+    return "\n".join(lines + [g for g in goal if not g.endswith(": ")])
 
 
 def format_worst_bodies(summary: Dict[str, Dict], count: int = 5) -> str:

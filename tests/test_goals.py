@@ -1,6 +1,7 @@
-"""The target-heading goal (goal=heading, tasks/goals.py) and the anchored reference it trains against
-(tasks/reference/anchoring.py): the reward against DeepMimic's formula, the observation and the anchor
-against scipy's rotations, and the task's reward as 0.7 imitation + 0.3 goal."""
+"""The goals (tasks/goals.py): target heading (goal=heading) and strike (goal=strike), and the anchored
+reference they train against (tasks/reference/anchoring.py): the rewards against DeepMimic's formulas,
+the observations and the anchor against scipy's rotations, the task's reward as 0.7 imitation + 0.3 goal,
+the strike's hits and trials."""
 import json
 import math
 import os
@@ -11,7 +12,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from poselib_utils.repository import REPO_ROOT
-from tasks.goals import heading_goal_observation, heading_goal_reward
+from tasks.goals import heading_goal_observation, heading_goal_reward, strike_goal_reward
 from tasks.reference.anchoring import anchored, reference_anchor
 from task_helpers import make_task, reference
 
@@ -97,7 +98,7 @@ def test_the_task_observes_the_target_and_rewards_07_imitation_plus_03_goal():
         np.testing.assert_allclose(task.goal.target_yaw, scipy_heading(task.engine.root_state()[:, 3:7]), atol=1e-5)
         _, reward, _, _ = task.step(torch.zeros(task.num_envs, task.engine.num_dofs))
         rewards.append(reward)
-        along = task.goal.errors(task.engine.com_velocity())[1]
+        along = task.goal.step_metrics(task.engine.body_state(), task.engine.com_velocity())["speed_along_target"]
         assert (along > 0.3).all()  # the walk moves along its start heading
     np.testing.assert_allclose(rewards[0] - rewards[1], 0.3, atol=1e-5)
     imitation = rewards[1] / 0.7
@@ -149,3 +150,55 @@ def test_the_viewer_arrow_keys_turn_env0s_target_and_the_ghost_follows_the_chara
     assert task.goal.change_prob == 0.0  # the keys steer from now on
     sim, ghost = watcher.env0_state()
     np.testing.assert_allclose(ghost[:2], sim[:2], atol=1e-5)  # the anchored reference stands on the character
+
+
+STRIKE = ("goal=strike", "skill=spinkick")
+
+
+def test_the_strike_reward_is_one_once_hit_else_deepmimics_distance_term():
+    reach = torch.rand(64) * 2.0
+    hit = torch.rand(64) < 0.3
+    expected = np.where(hit.numpy(), 1.0, np.exp(-4.0 * reach.double().numpy() ** 2))
+    np.testing.assert_allclose(strike_goal_reward(reach, hit, 4.0).double().numpy(), expected, rtol=1e-6)
+
+
+def test_strike_targets_appear_in_their_ranges_and_are_observed_in_the_heading_frame():
+    task = make_task(*STRIKE, "num_envs=64")
+    torch.manual_seed(1)
+    obs = task.reset()["obs"]
+    root = task.engine.root_state()
+    offset = (task.goal.target - root[:, :3]).double().numpy()
+    distance = np.hypot(offset[:, 0], offset[:, 1])
+    assert ((distance >= 0.6 - 1e-5) & (distance <= 1.2 + 1e-5)).all()
+    height = task.goal.target[:, 2].numpy()
+    assert ((height >= 0.8) & (height <= 1.25)).all()
+    bearing = np.angle(np.exp(1j * (np.arctan2(offset[:, 1], offset[:, 0]) - scipy_heading(root[:, 3:7]))))
+    assert bearing.min() < -2.0 and bearing.max() > 2.0  # all round the character
+    heading_only = Rotation.from_rotvec(np.outer(scipy_heading(root[:, 3:7]), [0.0, 0.0, 1.0]))
+    np.testing.assert_allclose(obs[:, -4:-1], heading_only.inv().apply(offset), atol=1e-4)
+    assert (obs[:, -1] == 0).all()  # not hit yet
+
+
+def test_a_strike_is_a_hit_once_the_body_reaches_the_target_and_each_cycle_is_a_trial():
+    task = make_task(*STRIKE, "num_envs=4")
+    task.reset()
+    goal, body = task.goal, task.engine.body_names.index("right_ankle")
+    body_state = task.engine.body_state().clone()
+    goal.target[:2] = body_state[:2, body, :3]  # envs 0 and 1: the foot is on the target
+    goal.target[1, 2] += 0.25  # env 1 just outside the 0.2 m radius
+    goal.target[2:] = body_state[2:, body, :3] + torch.tensor([0.0, 0.0, 0.15])  # envs 2, 3 inside it
+    goal.last_phase[:] = 0.5
+    goal.update(body_state, torch.full((4,), 0.6))
+    assert goal.hit.tolist() == [True, False, True, True] and not goal.trial_ended.any()
+    imitation = torch.full((4,), 0.5)
+    reward = goal.reward(imitation, body_state, task.engine.com_velocity())
+    np.testing.assert_allclose(reward, [0.35 + 0.3, 0.35 + 0.3 * math.exp(-4 * 0.25 ** 2), 0.65, 0.65], atol=1e-5)
+    old_targets = goal.target.clone()
+    phase = torch.tensor([0.7, 0.1, 0.05, 0.8])  # envs 1 and 2 start a new cycle
+    goal.update(body_state, phase)
+    metrics = goal.step_metrics(body_state, task.engine.com_velocity())
+    assert metrics["strike_trials"].tolist() == [0.0, 1.0, 1.0, 0.0] and metrics["strike_hits"].tolist() == [0, 0, 1, 0]
+    assert goal.hit.tolist() == [True, False, False, True]  # new targets start unhit
+    assert torch.equal(goal.target[[0, 3]], old_targets[[0, 3]]) and not torch.equal(goal.target[1], old_targets[1])
+    assert goal.report({"strike_trials": 0.1, "strike_hits": 0.05}, 100.0) == {"strike_hit_rate": 0.5,
+                                                                               "strike_trials_per_episode": 10.0}
