@@ -184,7 +184,8 @@ class StrikeGoal(NoGoal):
 
     def report(self, means: Dict[str, float], steps: float) -> Dict[str, float]:
         trials = means["strike_trials"]
-        return {"strike_hit_rate": means["strike_hits"] / trials if trials > 0 else float("nan"),
+        # no trial ended (every episode fell within its first cycle): nothing hit, and a finite figure
+        return {"strike_hit_rate": means["strike_hits"] / trials if trials > 0 else 0.0,
                 "strike_trials_per_episode": trials * steps}
 
 

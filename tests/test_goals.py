@@ -202,3 +202,4 @@ def test_a_strike_is_a_hit_once_the_body_reaches_the_target_and_each_cycle_is_a_
     assert torch.equal(goal.target[[0, 3]], old_targets[[0, 3]]) and not torch.equal(goal.target[1], old_targets[1])
     assert goal.report({"strike_trials": 0.1, "strike_hits": 0.05}, 100.0) == {"strike_hit_rate": 0.5,
                                                                                "strike_trials_per_episode": 10.0}
+    assert goal.report({"strike_trials": 0.0, "strike_hits": 0.0}, 100.0)["strike_hit_rate"] == 0.0  # finite: no trial

@@ -28,7 +28,9 @@ STANDIN = os.path.join(REPO_ROOT, "tests", "isaacgym_standin")
 
 
 def on_standin(args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([STANDIN, REPO_ROOT]))
+    # the stand-in first; what the caller's PYTHONPATH holds (packages installed there) after it
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([STANDIN, REPO_ROOT] + [p for p in os.environ.get(
+        "PYTHONPATH", "").split(os.pathsep) if p]))
     return subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
