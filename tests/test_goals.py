@@ -2,15 +2,21 @@
 reference they train against (tasks/reference/anchoring.py): the rewards against DeepMimic's formulas,
 the observations and the anchor against scipy's rotations, the task's reward as 0.7 imitation + 0.3 goal,
 the strike's hits and trials."""
+import glob
 import json
 import math
 import os
+import shutil
+import subprocess
+import sys
+import uuid
 
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from benchmarks import evaluate
 from poselib_utils.repository import REPO_ROOT
 from tasks.goals import heading_goal_observation, heading_goal_reward, strike_goal_reward
 from tasks.reference.anchoring import anchored, reference_anchor
@@ -203,3 +209,28 @@ def test_a_strike_is_a_hit_once_the_body_reaches_the_target_and_each_cycle_is_a_
     assert goal.report({"strike_trials": 0.1, "strike_hits": 0.05}, 100.0) == {"strike_hit_rate": 0.5,
                                                                                "strike_trials_per_episode": 10.0}
     assert goal.report({"strike_trials": 0.0, "strike_hits": 0.0}, 100.0)["strike_hit_rate"] == 0.0  # finite: no trial
+
+
+@pytest.mark.parametrize("goal, clip, keys", [
+    ("heading", "walk", ("heading_err_deg", "speed_along_target_mps")),
+    ("strike", "spinkick", ("strike_hit_rate", "strike_trials_per_episode")),
+])
+def test_a_goal_trains_and_evaluates_with_its_metrics(goal, clip, keys, tmp_path):
+    """train.py with goal=<goal> (2 CPU epochs), then benchmarks/evaluate.py with the same goal: the JSON
+    carries the goal's metrics, finite."""
+    experiment = "pytest_goal_{}_{}".format(goal, uuid.uuid4().hex[:8])
+    try:
+        proc = subprocess.run([sys.executable, "train.py", "headless=True", "task=HumanoidDeepMimic", "max_iterations=2",
+                               "num_envs=8", "goal=" + goal, "skill=" + clip, "experiment=" + experiment],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
+        out = str(tmp_path / "m.json")
+        checkpoint = sorted(glob.glob(os.path.join(REPO_ROOT, "runs", experiment, "nn", "*.pth")))[-1]
+        evaluate.main(["--checkpoint", checkpoint,
+                       "--motion-file", "motions/humanoid3d_{}.txt".format(clip), "--num-envs", "2", "--horizon", "2",
+                       "--engine", "mujoco", "--json", out, "--", "skill=" + clip, "goal=" + goal])
+        with open(out) as f:
+            metrics = json.load(f)["metrics"]["all"]
+        assert all(math.isfinite(metrics[k]) for k in keys)
+    finally:
+        shutil.rmtree(os.path.join(REPO_ROOT, "runs", experiment), ignore_errors=True)
