@@ -23,24 +23,21 @@ from typing import Dict, List
 
 import torch
 
-from tasks.config import GOAL_KINDS, SettingError
+from tasks.body_state import POS, ROT
+from tasks.config import SettingError
 from tasks.rotations import heading_angle, heading_quat_inv, quat_rotate
-
-POS = slice(0, 3)
-ROT = slice(3, 7)
 
 
 def build_goal(goal, num_envs: int, control_freq: float, clip_speeds: torch.Tensor, body_names: List[str],
                device: torch.device):
-    """The goal named by ``goal['kind']`` (task.env.goal); ``clip_speeds`` [M]: each clip's mean root speed."""
+    """The goal named by ``goal['kind']`` (task.env.goal, a kind tasks/config.py's check_goal_settings has
+    accepted); ``clip_speeds`` [M]: each clip's mean root speed."""
     kind = goal.get("kind", "none")
-    if kind == "none":
-        return NoGoal()
     if kind == "heading":
         return HeadingGoal(goal, num_envs, control_freq, clip_speeds, device)
     if kind == "strike":
         return StrikeGoal(goal, num_envs, body_names, device)
-    raise SettingError("task.env.goal.kind must be one of {}, got {!r}".format(", ".join(GOAL_KINDS), kind))
+    return NoGoal()
 
 
 class NoGoal:
@@ -144,6 +141,8 @@ class StrikeGoal(NoGoal):
         self.target = torch.zeros(num_envs, 3, device=device)
         self.hit = torch.zeros(num_envs, dtype=torch.bool, device=device)
         self.trial_ended = torch.zeros_like(self.hit)  # this step ended a trial (its cycle's target hit or missed)
+        self.hit_at_trial_end = torch.zeros_like(self.hit)
+        self.reach = torch.zeros(num_envs, device=device)  # this step's distance from the body to the target
         self.last_phase = torch.zeros(num_envs, device=device)
         self.device = device
 
@@ -163,11 +162,11 @@ class StrikeGoal(NoGoal):
 
     def update(self, body_state: torch.Tensor, phase: torch.Tensor) -> None:
         """Hits this step, and a new target (a new trial) where the clip starts a new cycle."""
-        reach = (body_state[:, self.body, POS] - self.target).norm(dim=-1)
-        self.hit |= reach < self.radius_m
+        self.reach.copy_((body_state[:, self.body, POS] - self.target).norm(dim=-1))
+        self.hit |= self.reach < self.radius_m
         self.trial_ended.copy_(phase < self.last_phase)  # the phase wrapped: this cycle is over
         self.last_phase.copy_(phase)
-        self._hits_at_trial_end = self.trial_ended & self.hit
+        self.hit_at_trial_end.copy_(self.trial_ended & self.hit)
         self._place(self.trial_ended, body_state[:, 0])
 
     def observe(self, root_state: torch.Tensor) -> torch.Tensor:
@@ -175,12 +174,11 @@ class StrikeGoal(NoGoal):
         return torch.cat([local, self.hit.float().unsqueeze(-1)], dim=-1)
 
     def reward(self, imitation: torch.Tensor, body_state: torch.Tensor, com_vel: torch.Tensor) -> torch.Tensor:
-        reach = (body_state[:, self.body, POS] - self.target).norm(dim=-1)
-        goal = strike_goal_reward(reach, self.hit, self.distance_scale)
+        goal = strike_goal_reward(self.reach, self.hit, self.distance_scale)  # the reach of this step's update
         return self.imitation_weight * imitation + (1.0 - self.imitation_weight) * goal
 
     def step_metrics(self, body_state: torch.Tensor, com_vel: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return {"strike_trials": self.trial_ended.float(), "strike_hits": self._hits_at_trial_end.float()}
+        return {"strike_trials": self.trial_ended.float(), "strike_hits": self.hit_at_trial_end.float()}
 
     def report(self, means: Dict[str, float], steps: float) -> Dict[str, float]:
         trials = means["strike_trials"]

@@ -167,7 +167,8 @@ class HumanoidDeepMimic(VecTask):
         return torch.cat([imitation, self.goal.observe(self.engine.root_state())], dim=-1)
 
     def _anchor(self, ref):
-        return reference_anchor(self.engine.root_state()[:, :3], self.engine.root_state()[:, ROT], ref)
+        root = self.engine.root_state()
+        return reference_anchor(root[:, POS], root[:, ROT], ref)
 
     def reference_now(self):
         """Every env's reference at its current time, as its reward sees it (anchored for goals that need it)."""
@@ -260,8 +261,7 @@ class HumanoidDeepMimic(VecTask):
 
     def _show_reference_in(self, window: EngineWindow) -> None:
         """An engine's own window (IsaacGym) shows env 0's reference as a ghost (only while one is open)."""
-        ref = self.motion_lib.get_state(self.motion_ids[0:1], self.motion_times[0:1])
-        window.show_reference(ref.body_pos[0])
+        window.show_reference(self.reference_now().body_pos[0])  # where the reward's reference is
 
     def close(self) -> None:
         if self.watcher is not None:

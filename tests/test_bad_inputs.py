@@ -89,6 +89,9 @@ ROWS = [
     (["task.env.control_freq_hz=0"], ["task.env.control_freq_hz must be a number > 0, got 0"], ()),
     (["task.env.obs.target_frames=[0,1]"], ["task.env.obs.target_frames must be a list of whole numbers, "
                                             "each >= 1"], ()),
+    (["task.env.goal.kind=punch"], ["task.env.goal.kind must be one of none, heading, strike, got 'punch'"], ()),
+    (["goal=strike", "task.env.goal.distance_m=[1.2,0.6]"],
+     ["task.env.goal.distance_m must be a range [low, high] with low <= high, got [1.2, 0.6]"], ()),
     (["task.env.push.spread_s=-1"], ["task.env.push.spread_s must be a number >= 0, got -1"], ()),
     (["+train.params.config.player.push_search={{directions_deg:[0],survival:2}}"],
      ["train.params.config.player.push_search.survival must be a number from 0 to 1, got 2"], ()),

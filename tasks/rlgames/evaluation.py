@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 from rl_games.algos_torch.players import PpoPlayerContinuous
 
 from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
-from tasks.rlgames.push_search import run_push_search, survived_pushes
+from tasks.rlgames.push_search import push_survival, run_push_search
 from tasks.tracking_metrics import format_table, format_worst_bodies, write_json
 
 
@@ -65,7 +65,7 @@ def run_evaluation(player, deterministic: bool = True, json_path: Optional[str] 
         print(format_worst_bodies(summary))
         if task.pushes.force_n > 0.0:
             print("push: {:.0f} N at {:.0f} deg: {} of {} episodes survived (not terminated early)".format(
-                task.pushes.force_n, math.degrees(task.pushes.angle), int(survived_pushes(metrics).sum()), num))
+                task.pushes.force_n, math.degrees(task.pushes.angle), push_survival(metrics)[0], num))
     if json_path:
         meta = {"num_envs": task.num_envs, "deterministic": bool(deterministic), "dt": task.dt,
                 "horizon_s": task.max_episode_length * task.dt, "steps": steps,
@@ -73,10 +73,9 @@ def run_evaluation(player, deterministic: bool = True, json_path: Optional[str] 
                 "early_termination": bool(task.enable_early_termination)}
         pushes = task.pushes
         if pushes.force_n > 0.0:
-            finished = max(1, int(metrics.finished.sum()))
             meta["push"] = {"force_n": pushes.force_n, "direction_deg": math.degrees(pushes.angle),
                             "at_s": pushes.at_s, "spread_s": pushes.spread_s, "duration_s": pushes.duration_s,
-                            "survival_rate": float(survived_pushes(metrics).sum()) / finished}
+                            "survival_rate": push_survival(metrics)[2]}
         write_json(json_path, summary, meta)
         if verbose:
             print("evaluation metrics written to {}".format(json_path))

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from tasks.config import check_push_search
 
+
 def largest_survived_force(survival_at: Callable[[float], float], survival: float, start_n: float,
                            resolution_n: float, max_n: float) -> Tuple[float, Optional[float], List[Tuple[float, float]]]:
     """(largest force survived, smallest force not survived or None if every force up to ``max_n`` was,
@@ -42,9 +43,11 @@ def largest_survived_force(survival_at: Callable[[float], float], survival: floa
     return survived, felled, trials
 
 
-def survived_pushes(metrics):
-    """Envs whose evaluation episode finished without an early termination (a fall, under a push)."""
-    return metrics.finished & ~metrics.terminated
+def push_survival(metrics) -> Tuple[int, int, float]:
+    """(episodes finished without an early termination, i.e. a fall under a push; episodes finished; their
+    ratio) of the evaluation ``metrics`` (tasks/tracking_metrics.py) just played."""
+    survived, finished = int((metrics.finished & ~metrics.terminated).sum()), int(metrics.finished.sum())
+    return survived, finished, survived / max(1, finished)
 
 
 def run_push_search(task, play_episodes: Callable[[], None], settings: Dict, deterministic: bool = True,
@@ -59,11 +62,9 @@ def run_push_search(task, play_episodes: Callable[[], None], settings: Dict, det
     def survival_at(force: float, direction: float) -> float:
         task.pushes.set(force, direction)
         play_episodes()
-        finished = metrics.finished
-        survived = survived_pushes(metrics)
-        rate = float(survived.sum()) / max(1, int(finished.sum()))
-        print("push {:.0f} N at {:g} deg: {} of {} episodes survived".format(
-            force, direction, int(survived.sum()), int(finished.sum())), flush=True)
+        survived, finished, rate = push_survival(metrics)
+        print("push {:.0f} N at {:g} deg: {} of {} episodes survived".format(force, direction, survived, finished),
+              flush=True)
         return rate
 
     results = {}
