@@ -60,13 +60,16 @@ def isaacgymenvs_arguments(argv: List[str], search_path: str) -> List[str]:
 
 def check_checkpoint_argument(argv: List[str]) -> None:
     """IsaacGymEnvs' runner restores ``checkpoint=`` with rl_games' own loader, which would run code a
-    crafted file carries: the file is read safely first and refused here if it fails."""
+    crafted file carries: the file is read safely first and refused here if it fails. rl_games' loader
+    also needs the whole network, so an exported policy (actor only) is refused with where it plays."""
     from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
 
     for arg in argv:
         key, _, path = arg.partition("=")
-        if key.lstrip("+~") == "checkpoint" and path:
-            load_checkpoint_or_exit(path)
+        if key.lstrip("+~") == "checkpoint" and path and load_checkpoint_or_exit(path).get("actor_only"):
+            raise SystemExit("checkpoint {} is an exported policy (the actor alone), which IsaacGymEnvs' runner "
+                             "cannot load: play or fine-tune it with this repository's train.py (python train.py "
+                             "task=HumanoidDeepMimic sim_engine=isaacgym checkpoint={} ...)".format(path, path))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

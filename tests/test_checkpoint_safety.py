@@ -62,7 +62,7 @@ def test_a_payload_checkpoint_is_refused_and_never_runs(entry, payload, tmp_path
     assert not os.path.exists(tmp_path / "out.pth")
 
 
-def test_the_isaacgymenvs_entry_refuses_a_payload_before_rl_games_sees_it(payload):
+def test_the_isaacgymenvs_entry_refuses_a_payload_before_rl_games_sees_it(payload, tmp_path):
     """IsaacGymEnvs' own runner would load ``checkpoint=`` unsafely: the registration checks it first."""
     from tasks.isaacgymenvs_registration import check_checkpoint_argument
 
@@ -70,7 +70,11 @@ def test_the_isaacgymenvs_entry_refuses_a_payload_before_rl_games_sees_it(payloa
     with pytest.raises(SystemExit, match="refused: it asks to run posix.system"):
         check_checkpoint_argument(["task=HumanoidDeepMimic", "test=True", "checkpoint=" + path])
     assert not os.path.exists(marker)
-    check_checkpoint_argument(["task=HumanoidDeepMimic", "checkpoint=" + WALK])  # a shipped policy passes
+    with pytest.raises(SystemExit, match="exported policy .* play or fine-tune it with this repository's train.py"):
+        check_checkpoint_argument(["task=HumanoidDeepMimic", "test=True", "checkpoint=" + WALK])  # no critic
+    full = str(tmp_path / "full.pth")  # a training checkpoint holds the whole network
+    torch.save({"model": torch.load(WALK, weights_only=True)["model"], "optimizer": {}}, full)
+    check_checkpoint_argument(["task=HumanoidDeepMimic", "test=True", "checkpoint=" + full])
 
 
 def write_bad_files(tmp_path):
@@ -116,6 +120,16 @@ def test_shipped_policies_load_with_weights_only(path):
     assert "a2c_network.mu.weight" in state["model"]
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
+def test_shipped_policies_hold_the_actor_alone_in_float16(path):
+    """What playing needs and no more: no critic or value normaliser, weight matrices in half precision."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert state["actor_only"] is True and "optimizer" not in state and "env_state" not in state
+    assert not [k for k in state["model"] if "critic" in k or k.startswith(("a2c_network.value.", "value_mean_std"))]
+    assert all(v.dtype == torch.float16 for v in state["model"].values() if v.dim() == 2)
+    assert os.path.getsize(path) < 2.5e6
+
+
 def test_a_shipped_policy_seeds_training_as_a_fine_tune(tmp_path):
     """Weights only (no optimizer): training starts from them with a fresh optimizer and epoch count,
     and says so; the checkpoint it writes loads with weights_only=True."""
@@ -124,7 +138,8 @@ def test_a_shipped_policy_seeds_training_as_a_fine_tune(tmp_path):
         code, output = run(train_args("checkpoint=" + WALK, "max_iterations=1", "experiment=" + name,
                                       "train.params.config.horizon_length=8", "train.params.config.minibatch_size=16"))
         assert code == 0, output[-3000:]
-        assert "fine-tuning from the weights of {}: a fresh optimizer and epoch count".format(WALK) in output
+        assert ("fine-tuning from the weights of {}: a fresh optimizer and epoch count, and a fresh critic "
+                "(an exported policy has none)".format(WALK)) in output
         written = glob.glob(os.path.join(REPO_ROOT, "runs", name, "nn", "*.pth"))
         assert written
         state = torch.load(written[0], map_location="cpu", weights_only=True)

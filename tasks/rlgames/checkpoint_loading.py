@@ -16,6 +16,9 @@ from typing import Any, Dict, Optional
 import torch
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+# What only training uses: the critic and its value normaliser. An exported policy (``actor_only``) leaves
+# them out, half the file; a network loading it keeps its own freshly initialised critic.
+CRITIC_PREFIXES = ("a2c_network.critic_mlp.", "a2c_network.value.", "value_mean_std.")
 
 
 class CheckpointError(ValueError):
@@ -82,7 +85,14 @@ def check_weights_fit(path: str, checkpoint: Dict[str, Any], model: torch.nn.Mod
             raise CheckpointError("checkpoint {}: '{}' is {} there and {} in this network: set "
                                   "train.params.network.mlp.units as it was trained".format(
                                       path, name, list(tensor.shape), list(expected[name].shape)))
-    missing = [name for name in expected if name not in checkpoint["model"]]
+    missing = [name for name in expected if name not in checkpoint["model"]
+               and not (checkpoint.get("actor_only") and name.startswith(CRITIC_PREFIXES))]
     if missing:
         raise CheckpointError("checkpoint {} lacks weights {} of this network (train.params.network)".format(
             path, missing[:3]))
+
+
+def load_weights(model: torch.nn.Module, checkpoint: Dict[str, Any]) -> None:
+    """The checkpoint's weights into ``model`` (checked by ``check_weights_fit``); an actor-only one
+    leaves the model's critic as it is."""
+    model.load_state_dict(checkpoint["model"], strict=not checkpoint.get("actor_only", False))

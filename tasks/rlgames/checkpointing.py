@@ -20,7 +20,7 @@ import torch
 from rl_games.algos_torch import a2c_continuous, torch_ext
 
 from tasks.rlgames import distributed
-from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
+from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit, load_weights
 from tasks.rlgames.rollout import play_steps_one_sync
 from tasks.rlgames.stop_request import StopRequest
 
@@ -114,8 +114,10 @@ class PreemptibleA2CAgent(a2c_continuous.A2CAgent):
         exported one: fresh optimizer, epoch count and envs), read safely (checkpoint_loading.py)."""
         checkpoint = load_checkpoint_or_exit(fn, self.model)
         if "optimizer" not in checkpoint:
-            self.set_weights(checkpoint)
-            print("fine-tuning from the weights of {}: a fresh optimizer and epoch count".format(fn))
+            load_weights(self.model, checkpoint)
+            self.set_stats_weights(checkpoint)
+            print("fine-tuning from the weights of {}: a fresh optimizer and epoch count{}".format(
+                fn, ", and a fresh critic (an exported policy has none)" if checkpoint.get("actor_only") else ""))
             return
         self.set_full_state_weights(checkpoint, set_epoch=set_epoch)
 

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 from rl_games.algos_torch.players import PpoPlayerContinuous
 
-from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
+from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit, load_weights
 from tasks.rlgames.push_search import push_survival, run_push_search
 from tasks.tracking_metrics import format_table, format_worst_bodies, write_json
 
@@ -90,7 +90,7 @@ class EvaluationPlayer(PpoPlayerContinuous):
         players hand a checkpoint's ``env_state``, the training envs' state kept for exact resume,
         to the env, which here is the task itself.)"""
         checkpoint = load_checkpoint_or_exit(fn, self.model)
-        self.model.load_state_dict(checkpoint["model"])
+        load_weights(self.model, checkpoint)
         if self.normalize_input and "running_mean_std" in checkpoint:
             self.model.running_mean_std.load_state_dict(checkpoint["running_mean_std"])
 

@@ -1,5 +1,6 @@
-"""Shrink an rl_games checkpoint to what playback needs: the model (with its observation and
-value normalisers), weight matrices stored in float16 (they load back into float32 layers).
+"""Shrink an rl_games checkpoint to what playback needs: the actor and its observation normaliser
+(no critic, optimizer or env state), weight matrices stored in float16 (they load back into float32
+layers). Fine-tuning from an exported policy starts a fresh critic.
 
     python -m tasks.rlgames.export_checkpoint runs/walk/nn/last_..._sigterm.pth checkpoints/humanoid3d_walk.pth
 """
@@ -8,13 +9,14 @@ from typing import Optional
 
 import torch
 
-from tasks.rlgames.checkpoint_loading import load_checkpoint_or_exit
+from tasks.rlgames.checkpoint_loading import CRITIC_PREFIXES, load_checkpoint_or_exit
 
 
 def export_checkpoint(source: str, target: str) -> None:
     state = load_checkpoint_or_exit(source)
-    model = {k: (v.half() if v.dtype == torch.float32 and v.dim() == 2 else v) for k, v in state["model"].items()}
-    exported = {"model": model, "epoch": state.get("epoch"), "frame": state.get("frame")}
+    model = {k: (v.half() if v.dtype == torch.float32 and v.dim() == 2 else v) for k, v in state["model"].items()
+             if not k.startswith(CRITIC_PREFIXES)}
+    exported = {"model": model, "actor_only": True, "epoch": state.get("epoch"), "frame": state.get("frame")}
     termination = training_termination_settings(state)
     if termination is not None:
         exported["termination"] = termination
