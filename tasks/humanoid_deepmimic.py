@@ -22,7 +22,7 @@ from tasks.engines import EngineConfig, EngineWindow, build_engine
 from tasks.goals import build_goal
 from tasks.pushes import Pushes
 from tasks.reference.anchoring import anchored, reference_anchor
-from tasks.reference.motion_lib import MotionLib
+from tasks.reference.motion_lib import MotionLib, MotionState
 from tasks.rotations import (heading_quat_inv, quat_conjugate, quat_diff_angle, quat_mul, quat_rotate,
                                    quat_to_tan_norm)
 from tasks.tracking_metrics import make_tracking_metrics
@@ -103,7 +103,11 @@ class HumanoidDeepMimic(VecTask):
         self.goal = build_goal(env["goal"], n, self.control_freq, self.motion_lib.mean_root_speeds,
                                self.engine.body_names, device)
         self.forces_applied = False  # whether the engine holds forces of the pushes
-        self.target_frame_offsets = torch.tensor(self.target_frames, dtype=torch.float32, device=device) * self.dt
+        # the clip times each observation queries: the target frames, after the current one where the goal
+        # anchors them (one reference query for both)
+        self.anchors_targets = self.goal.anchors_reference and bool(self.target_frames)
+        queried = ([0] if self.anchors_targets else []) + self.target_frames
+        self.queried_frame_offsets = torch.tensor(queried, dtype=torch.float32, device=device) * self.dt
 
     def _build_character_tables(self, skeleton, env) -> None:
         """Per-body and per-DOF constants of the reward and observations, in engine order."""
@@ -149,13 +153,14 @@ class HumanoidDeepMimic(VecTask):
             t: torch.zeros(self.num_envs, device=self.device) for t in REWARD_TERMS + ("reward",)}
 
     def compute_observations(self) -> torch.Tensor:
-        ids = self.motion_ids.repeat(len(self.target_frames))
-        times = (self.motion_times.unsqueeze(0) + self.target_frame_offsets.unsqueeze(1)).reshape(-1)
+        ids = self.motion_ids.repeat(len(self.queried_frame_offsets))
+        times = (self.motion_times.unsqueeze(0) + self.queried_frame_offsets.unsqueeze(1)).reshape(-1)
         n, k, b = self.num_envs, len(self.target_frames), self.engine.num_bodies
         if k:
             ref = self.motion_lib.get_state(ids, times)
-            if self.goal.anchors_reference:  # the target frames follow the character, as the reward's reference
-                ref = anchored(ref, self._anchor(self.motion_lib.get_state(self.motion_ids, self.motion_times)))
+            if self.anchors_targets:  # the target frames follow the character, as the reward's reference does
+                now, ref = MotionState(*(x[:n] for x in ref)), MotionState(*(x[n:] for x in ref))
+                ref = anchored(ref, self._anchor(now))
             ref_pos = ref.body_pos.view(k, n, b, 3).transpose(0, 1)
             ref_rot = ref.body_rot.view(k, n, b, 4).transpose(0, 1)
         else:
